@@ -1,1 +1,92 @@
-// placeholder: being written
+#include "node/app/config.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+namespace tongban {
+
+namespace {
+Status bad(const std::string& origin, const std::string& key, const std::string& what) {
+  return Status(ErrorCode::kInvalidArgument, origin + ": key '" + key + "' " + what);
+}
+
+Result<std::string> requiredString(const toml::table& t, const std::string& origin, const char* key) {
+  auto node = t[key];
+  if (!node) return bad(origin, key, "is missing");
+  auto v = node.value<std::string>();
+  if (!v || v->empty()) return bad(origin, key, "must be a non-empty string");
+  return *v;
+}
+
+Status optionalDuration(const toml::table& t, const std::string& origin, const char* key, DurationMs min,
+                        DurationMs max, DurationMs* out) {
+  auto node = t[key];
+  if (!node) return Status::ok();
+  auto v = node.value<int64_t>();
+  if (!v || *v < min || *v > max) {
+    return bad(origin, key, "must be an integer between " + std::to_string(min) + " and " + std::to_string(max));
+  }
+  *out = *v;
+  return Status::ok();
+}
+}  // namespace
+
+Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::string& origin) {
+  // Debian's toml++ is built with exceptions; they stay inside this function.
+  toml::table t;
+  try {
+    t = toml::parse(toml_text, origin);
+  } catch (const toml::parse_error& err) {
+    return Status(ErrorCode::kInvalidArgument, origin + ":" + std::to_string(err.source().begin.line) + ": " +
+                                                   std::string(err.description()));
+  }
+  TB_ASSIGN_OR_RETURN(std::string division_text, requiredString(t, origin, "division"));
+  auto division = DivisionCode::parse(division_text);
+  if (!division) return division.status().withContext(origin + ": key 'division'");
+  NodeConfig c{*division};
+  TB_ASSIGN_OR_RETURN(c.name, requiredString(t, origin, "name"));
+  TB_ASSIGN_OR_RETURN(c.data_dir, requiredString(t, origin, "data_dir"));
+  TB_ASSIGN_OR_RETURN(c.key_dir, requiredString(t, origin, "key_dir"));
+  c.root_cert = t["root_cert"].value_or(c.key_dir + "/root.cert");
+
+  if (auto* urls = t["nats_urls"].as_array()) {
+    for (const auto& u : *urls) {
+      auto s = u.value<std::string>();
+      if (!s || s->rfind("nats://", 0) != 0) return bad(origin, "nats_urls", "must list URLs like nats://127.0.0.1:4222");
+      c.nats_urls.push_back(*s);
+    }
+  }
+  if (c.nats_urls.empty()) return bad(origin, "nats_urls", "must list at least one nats:// URL");
+  c.http_listen = t["http_listen"].value_or(std::string());
+
+  const std::string sync = t["synchronous"].value_or(std::string("full"));
+  if (sync == "full") c.synchronous = Synchronous::kFull;
+  else if (sync == "normal") c.synchronous = Synchronous::kNormal;
+  else if (sync == "off") c.synchronous = Synchronous::kOff;
+  else return bad(origin, "synchronous", "must be \"full\", \"normal\" or \"off\" (got \"" + sync + "\")");
+
+  TB_RETURN_IF_ERROR(optionalDuration(t, origin, "heartbeat_interval_ms", 100, 3600 * 1000, &c.limits.heartbeat_interval_ms));
+  TB_RETURN_IF_ERROR(optionalDuration(t, origin, "request_timeout_ms", 50, 600 * 1000, &c.limits.request_timeout_ms));
+  TB_RETURN_IF_ERROR(optionalDuration(t, origin, "retry_initial_ms", 10, 600 * 1000, &c.limits.retry_initial_ms));
+  TB_RETURN_IF_ERROR(optionalDuration(t, origin, "retry_max_ms", 10, 3600 * 1000, &c.limits.retry_max_ms));
+  if (c.limits.retry_max_ms < c.limits.retry_initial_ms) {
+    return bad(origin, "retry_max_ms", "must not be smaller than retry_initial_ms");
+  }
+  c.log_level = t["log_level"].value_or(std::string("info"));
+  if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" && c.log_level != "error") {
+    return bad(origin, "log_level", "must be debug, info, warn or error");
+  }
+  return c;
+}
+
+Result<NodeConfig> loadNodeConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status(ErrorCode::kIo, "cannot read config file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parseNodeConfig(ss.str(), path);
+}
+
+}  // namespace tongban

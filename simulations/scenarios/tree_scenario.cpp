@@ -1,1 +1,286 @@
-// placeholder: being written
+#include "simulations/scenarios/tree_scenario.h"
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "federation/trust/certificate.h"
+#include "node/app/node.h"
+#include "simulations/world/sim_world.h"
+
+namespace tongban::sim {
+
+namespace {
+
+// 2026-11-23 09:00 China Standard Time: the simulated network opens for business.
+constexpr TimeMs kSimulationStartMs = 1795395600000LL;
+constexpr DurationMs kMinute = 60 * 1000;
+
+std::array<uint8_t, 32> keySeed(Random& random) {
+  std::array<uint8_t, 32> seed{};
+  for (size_t i = 0; i < seed.size(); i += 8) {
+    uint64_t v = random.next();
+    for (size_t j = 0; j < 8; ++j) seed[i + j] = static_cast<uint8_t>(v >> (8 * j));
+  }
+  return seed;
+}
+
+struct SimNode {
+  DivisionInfo info;
+  Identity identity;
+  int endpoint = -1;
+  std::unique_ptr<Random> random;
+  std::unique_ptr<Node> node;
+  std::string data_dir;
+};
+
+// Records what nodes enqueue and apply, and checks safety as it happens.
+class Checker : public SyncObserver {
+ public:
+  Checker(SimWorld& world, TreeScenarioResult& result) : world_(world), result_(result) {}
+
+  void onEnqueued(const DivisionCode& origin, uint64_t seq, MessageKind kind) override {
+    enqueued_.insert({origin.str(), seq});
+    world_.trace("enqueue " + origin.str() + " " + std::to_string(seq) + " kind " + std::to_string(kind));
+  }
+
+  void onApplied(const DivisionCode& receiver, const DivisionCode& origin, uint64_t seq, MessageKind kind) override {
+    world_.trace("apply " + receiver.str() + " <- " + origin.str() + " " + std::to_string(seq));
+    if (!receiver.isParentOf(origin)) {
+      violation("message " + origin.str() + "#" + std::to_string(seq) + " applied at " + receiver.str() +
+                ", which is not its parent");
+    }
+    if (++applied_[{origin.str(), seq}] > 1) {
+      violation("message " + origin.str() + "#" + std::to_string(seq) + " applied " +
+                std::to_string(applied_[{origin.str(), seq}]) + " times at " + receiver.str());
+    }
+  }
+
+  void onAcknowledged(const DivisionCode& origin, uint64_t seq, const std::string& outcome) override {
+    if (outcome == "duplicate") ++result_.duplicates_acknowledged;
+  }
+
+  void violation(const std::string& what) {
+    result_.violations.push_back("t=+" + std::to_string((world_.now() - kSimulationStartMs) / 1000) + "s: " + what);
+  }
+
+  // Liveness: every enqueued message applied exactly once.
+  std::vector<std::string> unapplied() const {
+    std::vector<std::string> missing;
+    for (const auto& key : enqueued_) {
+      auto it = applied_.find(key);
+      if (it == applied_.end()) missing.push_back(key.first + "#" + std::to_string(key.second));
+    }
+    return missing;
+  }
+
+  uint64_t enqueuedCount() const { return enqueued_.size(); }
+  uint64_t appliedCount() const { return applied_.size(); }
+
+ private:
+  SimWorld& world_;
+  TreeScenarioResult& result_;
+  std::set<std::pair<std::string, uint64_t>> enqueued_;
+  std::map<std::pair<std::string, uint64_t>, int> applied_;
+};
+
+class Scenario {
+ public:
+  explicit Scenario(const TreeScenarioOptions& options)
+      : options_(options), world_(options.seed, kSimulationStartMs), checker_(world_, result_) {}
+
+  TreeScenarioResult run() {
+    if (auto st = buildNodes(); !st.isOk()) {
+      result_.violations.push_back("setting up: " + st.toString());
+      return finish();
+    }
+    const TimeMs heal_at = kSimulationStartMs + options_.fault_phase_ms;
+    if (options_.inject_faults) {
+      world_.faults() = NetworkFaults{0.05, 0.05, 1, 300};
+      scheduleFaults(heal_at);
+    }
+    runTo(heal_at);
+    heal();
+    awaitConvergence(heal_at);
+    return finish();
+  }
+
+ private:
+  Status buildNodes() {
+    Random keys(world_.random().fork());
+    const auto& divisions = options_.topology.divisions();
+    const TimeMs valid_from = kSimulationStartMs - 24 * 3600 * 1000;
+    const TimeMs valid_until = kSimulationStartMs + 365LL * 24 * 3600 * 1000;
+    std::map<std::string, const Identity*> by_code;
+    for (const auto& d : divisions) {
+      auto sim_node = std::make_unique<SimNode>();
+      sim_node->info = d;
+      KeyPair pair = KeyPair::fromSeed(keySeed(keys));
+      Result<Identity> identity =
+          d.code.level() == Level::kCity
+              ? createRootIdentity(d.code, d.name, pair, valid_from, valid_until)
+              : issueChildIdentity(*by_code.at(d.code.parent()->str()), d.code, d.name, pair, nodes_.size() + 1,
+                                   valid_from, valid_until);
+      if (!identity) return identity.status().withContext("identity of " + d.code.str());
+      sim_node->identity = std::move(identity).value();
+      sim_node->endpoint = world_.addEndpoint(d.code, d.code.str());
+      sim_node->random = std::make_unique<Random>(world_.random().fork());
+      sim_node->data_dir = options_.work_dir + "/" + d.code.str();
+      std::filesystem::remove_all(sim_node->data_dir);
+      nodes_.push_back(std::move(sim_node));
+      by_code[d.code.str()] = &nodes_.back()->identity;
+    }
+    for (auto& n : nodes_) TB_RETURN_IF_ERROR(startNode(*n));
+    return Status::ok();
+  }
+
+  Status startNode(SimNode& n) {
+    NodeOptions options;
+    options.identity = n.identity;
+    options.data_dir = n.data_dir;
+    // The simulated "crash" never loses the OS page cache, so fsync buys nothing here; the
+    // durability of acknowledged writes is the daemon's FULL setting (docs/operations.md).
+    options.synchronous = Synchronous::kOff;
+    options.limits.heartbeat_interval_ms = 30 * 1000;
+    options.limits.request_timeout_ms = 2000;
+    options.limits.retry_initial_ms = 200;
+    options.limits.retry_max_ms = 20 * 1000;
+    NodeEnvironment env{&world_.clock(n.endpoint), &world_.transport(n.endpoint), n.random.get(), &checker_};
+    auto node = Node::open(options, env);
+    if (!node) return node.status().withContext("starting node " + n.info.code.str());
+    n.node = std::move(node).value();
+    return Status::ok();
+  }
+
+  void crash(SimNode& n) {
+    if (!n.node) return;
+    ++result_.crashes;
+    world_.crash(n.endpoint);
+    n.node.reset();  // the process is gone; its files stay
+  }
+
+  void restart(SimNode& n) {
+    if (n.node) return;
+    world_.restart(n.endpoint);
+    if (auto st = startNode(n); !st.isOk()) checker_.violation("restart failed: " + st.toString());
+  }
+
+  void scheduleFaults(TimeMs heal_at) {
+    Random& r = world_.random();
+    // Fault events at random times through the fault phase; each is undone by itself later,
+    // and heal() undoes whatever is still in force.
+    TimeMs t = kSimulationStartMs + r.between(kMinute / 2, 3 * kMinute);
+    while (t < heal_at) {
+      const size_t victim = 1 + r.below(nodes_.size() - 1);  // never the city's own uplink (it has none)
+      const DurationMs length = r.between(10 * 1000, 12 * kMinute);
+      if (r.chance(0.6)) {
+        const DivisionCode link = nodes_[victim]->info.code;
+        world_.at(t, [this, link] {
+          ++result_.partitions;
+          world_.setLinkUp(link, false);
+        });
+        world_.at(std::min(t + length, heal_at), [this, link] { world_.setLinkUp(link, true); });
+      } else {
+        const size_t crashed = r.below(nodes_.size());  // the city may crash too
+        world_.at(t, [this, crashed] { crash(*nodes_[crashed]); });
+        world_.at(std::min(t + length / 3, heal_at), [this, crashed] { restart(*nodes_[crashed]); });
+      }
+      t += r.between(20 * 1000, 4 * kMinute);
+    }
+  }
+
+  void runTo(TimeMs until) {
+    const DurationMs step = 10 * kMinute;
+    for (TimeMs t = std::min(until, world_.now() + step);; t = std::min(until, t + step)) {
+      if (auto st = world_.runUntil(t); !st.isOk()) {
+        checker_.violation("simulation stopped: " + st.toString());
+        return;
+      }
+      if (options_.progress) {
+        options_.progress("seed " + std::to_string(options_.seed) + ": t=+" +
+                          std::to_string((t - kSimulationStartMs) / kMinute) + "min, " +
+                          std::to_string(checker_.appliedCount()) + "/" + std::to_string(checker_.enqueuedCount()) +
+                          " messages applied, " + std::to_string(result_.crashes) + " crashes, " +
+                          std::to_string(result_.partitions) + " partitions");
+      }
+      if (t >= until) return;
+    }
+  }
+
+  void heal() {
+    world_.trace("heal");
+    world_.faults() = NetworkFaults{0.0, 0.0, 1, 20};
+    world_.healAll();
+    for (auto& n : nodes_) restart(*n);
+  }
+
+  bool converged() {
+    if (!checker_.unapplied().empty()) return false;
+    for (auto& n : nodes_) {
+      auto depth = n.node->outboxDepth();
+      auto joined = n.node->joined();
+      if (!depth || *depth != 0 || !joined || !*joined) return false;
+    }
+    return true;
+  }
+
+  void awaitConvergence(TimeMs heal_at) {
+    const TimeMs deadline = heal_at + options_.heal_bound_ms;
+    while (world_.now() < deadline) {
+      if (converged()) {
+        result_.converged_after_heal_ms = world_.now() - heal_at;
+        return;
+      }
+      if (auto st = world_.runUntil(world_.now() + 1000); !st.isOk()) {
+        checker_.violation("simulation stopped: " + st.toString());
+        return;
+      }
+    }
+    if (converged()) {
+      result_.converged_after_heal_ms = world_.now() - heal_at;
+      return;
+    }
+    auto missing = checker_.unapplied();
+    std::string list;
+    for (size_t i = 0; i < missing.size() && i < 10; ++i) list += (i ? ", " : "") + missing[i];
+    checker_.violation("not converged " + std::to_string(options_.heal_bound_ms / 1000) + "s after healing: " +
+                       std::to_string(missing.size()) + " messages never applied (" + list + ")");
+    for (auto& n : nodes_) {
+      auto depth = n.node->outboxDepth();
+      if (depth && *depth) {
+        auto st = n.node->status();
+        checker_.violation(n.info.code.str() + " still holds " + std::to_string(*depth) + " outbox messages" +
+                           (st ? " (uplink " + st->parent_link + ": " + st->last_error + ")" : ""));
+      }
+    }
+  }
+
+  TreeScenarioResult finish() {
+    result_.messages_enqueued = checker_.enqueuedCount();
+    result_.messages_applied = checker_.appliedCount();
+    result_.network_deliveries = world_.messagesDelivered();
+    result_.network_drops = world_.messagesDropped();
+    result_.events = world_.eventsRun();
+    result_.trace_hash = world_.traceHash();
+    result_.passed = result_.violations.empty();
+    for (auto& n : nodes_) n->node.reset();
+    if (result_.passed) {
+      std::error_code ignored;
+      for (auto& n : nodes_) std::filesystem::remove_all(n->data_dir, ignored);
+    }
+    return result_;
+  }
+
+  TreeScenarioOptions options_;
+  SimWorld world_;
+  TreeScenarioResult result_;
+  Checker checker_;
+  std::vector<std::unique_ptr<SimNode>> nodes_;
+};
+
+}  // namespace
+
+TreeScenarioResult runTreeScenario(const TreeScenarioOptions& options) { return Scenario(options).run(); }
+
+}  // namespace tongban::sim

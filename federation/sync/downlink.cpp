@@ -1,0 +1,212 @@
+#include "federation/sync/downlink.h"
+
+#include <spdlog/spdlog.h>
+
+namespace tongban {
+
+namespace {
+const std::vector<Migration> kDownlinkMigrations = {
+    {1,
+     "CREATE TABLE children ("
+     "  division TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', joined_at_ms INTEGER NOT NULL DEFAULT 0,"
+     "  last_seen_ms INTEGER NOT NULL DEFAULT 0, reported_outbox_depth INTEGER NOT NULL DEFAULT 0,"
+     "  last_seq INTEGER NOT NULL DEFAULT 0, software_version TEXT NOT NULL DEFAULT '');"},
+};
+
+bool isPermanent(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kIo:
+    case ErrorCode::kInternal:
+    case ErrorCode::kUnavailable:
+    case ErrorCode::kTimeout:
+    case ErrorCode::kResourceExhausted:
+      return false;
+    default:
+      return true;
+  }
+}
+}  // namespace
+
+Downlink::Downlink(const Identity& identity, Database& db, Receipts& receipts, const Verifier& verifier,
+                   Clock& clock, Transport& transport, SyncObserver* observer)
+    : identity_(identity),
+      db_(db),
+      receipts_(receipts),
+      verifier_(verifier),
+      clock_(clock),
+      transport_(transport),
+      observer_(observer) {
+  appliers_[kinds::kJoin] = [this](const OpenedEnvelope& e) { return applyJoin(e); };
+  appliers_[kinds::kHeartbeat] = [this](const OpenedEnvelope& e) { return applyHeartbeat(e); };
+}
+
+Downlink::~Downlink() { stop(); }
+
+void Downlink::registerApplier(MessageKind kind, Applier applier) { appliers_[kind] = std::move(applier); }
+
+Status Downlink::start() {
+  TB_RETURN_IF_ERROR(db_.migrate("downlink", kDownlinkMigrations));
+  auto sub = transport_.subscribe(upSubject(identity_.division), [this](const InboundMessage& m) {
+    Bytes ack = handleBatch(m.data);
+    if (!ack.empty()) {
+      if (auto st = transport_.reply(m, ack); !st.isOk()) {
+        spdlog::warn("[{}] could not send ack: {}", identity_.division.str(), st.toString());
+      }
+    }
+  });
+  if (!sub) return sub.status().withContext("subscribing to " + upSubject(identity_.division));
+  subscription_ = *sub;
+  return Status::ok();
+}
+
+void Downlink::stop() {
+  if (subscription_) transport_.unsubscribe(subscription_);
+  subscription_ = 0;
+}
+
+Bytes Downlink::handleBatch(const Bytes& batch_bytes) {
+  ++counters_.batches;
+  auto batch = decodeOutboxBatch(batch_bytes);
+  if (!batch) {
+    // Unsigned garbage: nobody to answer with authority. The sender times out and retries.
+    ++counters_.malformed_batches;
+    spdlog::warn("[{}] dropped a malformed outbox batch: {}", identity_.division.str(), batch.status().toString());
+    return {};
+  }
+  OutboxAckMsg ack;
+  std::string ack_target;
+  for (const auto& sealed : batch->envelopes) {
+    std::string signer;
+    bool transient = false;
+    AckResultMsg result = applyOne(sealed, &signer, &transient);
+    if (transient) break;  // keep order: nothing after a message we could not apply yet
+    if (ack_target.empty() && !signer.empty()) ack_target = signer;
+    ack.results.push_back(std::move(result));
+  }
+  if (ack_target.empty()) {
+    if (batch->envelopes.empty()) return {};
+    // Nothing verifiable: answer whoever the first envelope claims to be, so a misconfigured
+    // child learns why (its messages carry no authority here anyway).
+    return {};
+  }
+  auto target = DivisionCode::parse(ack_target);
+  if (!target) return {};
+  SealParams p;
+  p.kind = kinds::kOutboxAck;
+  p.seq = 0;
+  p.timestamp_ms = clock_.now();
+  p.target = *target;
+  p.payload = encode(ack);
+  p.nonce = batch->nonce;
+  return sealEnvelope(identity_, p);
+}
+
+AckResultMsg Downlink::applyOne(const Bytes& sealed, std::string* signer, bool* transient) {
+  AckResultMsg result;
+  auto fail = [&](const Status& st) {
+    ++counters_.rejected;
+    result.outcome = errorCodeName(st.code());
+    result.message = st.message();
+    return result;
+  };
+  auto opened = verifier_.open(sealed, identity_.division, clock_.now(), &receipts_);
+  if (!opened) {
+    const Status& st = opened.status();
+    if (st.code() == ErrorCode::kReplay) {
+      // Everything but the sequence verified: a genuine re-delivery of a message applied
+      // before (its ack was lost). Acknowledge it again without applying it.
+      auto again = verifier_.open(sealed, identity_.division, clock_.now(), nullptr);
+      if (!again) return fail(again.status());
+      *signer = again->signer.str();
+      result.seq = again->seq;
+      result.outcome = kOutcomeDuplicate;
+      ++counters_.duplicates;
+      if (observer_) observer_->onAcknowledged(again->signer, again->seq, kOutcomeDuplicate);
+      return result;
+    }
+    if (!isPermanent(st.code())) {
+      *transient = true;
+      return result;
+    }
+    spdlog::warn("[{}] rejected an envelope: {}", identity_.division.str(), st.toString());
+    // Report the seq the envelope claims, so its sender can set it aside; the ack is signed by
+    // us and goes only to the requester's inbox, so a forged claim gains nothing.
+    if (auto claimed = peekEnvelope(sealed)) {
+      *signer = claimed->signer;
+      result.seq = claimed->seq;
+    }
+    return fail(st);
+  }
+  *signer = opened->signer.str();
+  result.seq = opened->seq;
+  auto it = appliers_.find(opened->kind);
+  if (it == appliers_.end()) {
+    return fail(Status(ErrorCode::kUnauthorized, "no applier for message kind " + std::to_string(opened->kind) +
+                                                     " at " + identity_.division.str()));
+  }
+  auto txn = db_.begin();
+  if (!txn) {
+    *transient = true;
+    return result;
+  }
+  Status st = it->second(*opened);
+  if (st.isOk()) {
+    auto stmt = db_.prepare(
+        "INSERT INTO children (division, last_seen_ms, last_seq) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT(division) DO UPDATE SET last_seen_ms = excluded.last_seen_ms, last_seq = excluded.last_seq");
+    st = stmt ? stmt->bind(1, opened->signer.str()).bind(2, clock_.now()).bind(3, static_cast<int64_t>(opened->seq)).run()
+              : stmt.status();
+  }
+  if (st.isOk()) st = receipts_.record(opened->signer.str(), opened->seq, clock_.now());
+  if (st.isOk()) st = txn->commit();
+  if (!st.isOk()) {
+    if (isPermanent(st.code())) return fail(st);  // the transaction rolls back on destruction
+    spdlog::warn("[{}] could not apply {} seq {} yet: {}", identity_.division.str(), opened->signer.str(),
+                 opened->seq, st.toString());
+    *transient = true;
+    return result;
+  }
+  ++counters_.applied;
+  result.outcome = kOutcomeApplied;
+  if (observer_) observer_->onApplied(identity_.division, opened->signer, opened->seq, opened->kind);
+  return result;
+}
+
+Status Downlink::applyJoin(const OpenedEnvelope& e) {
+  auto join = decodeJoin(e.payload);
+  if (!join) return join.status();
+  TB_ASSIGN_OR_RETURN(auto stmt, db_.prepare(
+      "INSERT INTO children (division, name, joined_at_ms, software_version) VALUES (?1, ?2, ?3, ?4) "
+      "ON CONFLICT(division) DO UPDATE SET name = excluded.name, joined_at_ms = excluded.joined_at_ms, "
+      "software_version = excluded.software_version"));
+  stmt.bind(1, e.signer.str()).bind(2, join->name).bind(3, e.timestamp_ms).bind(4, join->software_version);
+  TB_RETURN_IF_ERROR(stmt.run());
+  spdlog::info("[{}] child {} ({}) joined", identity_.division.str(), e.signer.str(), join->name);
+  return Status::ok();
+}
+
+Status Downlink::applyHeartbeat(const OpenedEnvelope& e) {
+  auto hb = decodeHeartbeat(e.payload);
+  if (!hb) return hb.status();
+  TB_ASSIGN_OR_RETURN(auto stmt, db_.prepare(
+      "INSERT INTO children (division, reported_outbox_depth) VALUES (?1, ?2) "
+      "ON CONFLICT(division) DO UPDATE SET reported_outbox_depth = excluded.reported_outbox_depth"));
+  stmt.bind(1, e.signer.str()).bind(2, static_cast<int64_t>(hb->outbox_depth));
+  return stmt.run();
+}
+
+Result<std::vector<ChildStatusMsg>> Downlink::children() {
+  TB_ASSIGN_OR_RETURN(auto stmt, db_.prepare(
+      "SELECT division, name, joined_at_ms, last_seen_ms, reported_outbox_depth, last_seq FROM children "
+      "ORDER BY division"));
+  std::vector<ChildStatusMsg> out;
+  while (true) {
+    TB_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) break;
+    out.push_back({stmt.columnText(0), stmt.columnText(1), stmt.columnInt64(2), stmt.columnInt64(3),
+                   static_cast<uint64_t>(stmt.columnInt64(4)), static_cast<uint64_t>(stmt.columnInt64(5))});
+  }
+  return out;
+}
+
+}  // namespace tongban

@@ -1,0 +1,67 @@
+// The downlink: receives children's outbox batches on tb.<self>.up, verifies each envelope,
+// applies it and records its (origin, seq) receipt in one transaction, and answers with a
+// signed ack only after commit. A message delivered twice is acknowledged as "duplicate" and
+// not applied again. Keeps the children table (who joined, when last heard).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "federation/store/receipts.h"
+#include "federation/sync/sync_types.h"
+#include "federation/sync/wire.h"
+#include "federation/transport/transport.h"
+
+namespace tongban {
+
+// Applies one verified durable message inside the open transaction. Return kInvalidArgument
+// or kMalformed for content that will never be acceptable (the child is told and stops
+// resending it); any other error is treated as transient (retried later).
+using Applier = std::function<Status(const OpenedEnvelope& envelope)>;
+
+class Downlink {
+ public:
+  Downlink(const Identity& identity, Database& db, Receipts& receipts, const Verifier& verifier, Clock& clock,
+           Transport& transport, SyncObserver* observer);
+  ~Downlink();
+  Downlink(const Downlink&) = delete;
+  Downlink& operator=(const Downlink&) = delete;
+
+  // Before start(): who applies each durable kind. Join and heartbeat are built in.
+  void registerApplier(MessageKind kind, Applier applier);
+
+  // Creates its table (component "downlink") and subscribes to tb.<self>.up.
+  Status start();
+  void stop();
+
+  Result<std::vector<ChildStatusMsg>> children();
+
+  struct Counters {
+    uint64_t batches = 0, applied = 0, duplicates = 0, rejected = 0, malformed_batches = 0;
+  };
+  const Counters& counters() const { return counters_; }
+
+  // Handles one batch and returns the sealed ack (empty if nothing could be attributed to a
+  // child). Public for tests; the subscription calls it.
+  Bytes handleBatch(const Bytes& batch_bytes);
+
+ private:
+  AckResultMsg applyOne(const Bytes& sealed, std::string* signer, bool* transient);
+  Status applyJoin(const OpenedEnvelope& e);
+  Status applyHeartbeat(const OpenedEnvelope& e);
+
+  const Identity& identity_;
+  Database& db_;
+  Receipts& receipts_;
+  const Verifier& verifier_;
+  Clock& clock_;
+  Transport& transport_;
+  SyncObserver* observer_;
+  std::map<MessageKind, Applier> appliers_;
+  Transport::SubscriptionId subscription_ = 0;
+  Counters counters_;
+};
+
+}  // namespace tongban

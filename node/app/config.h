@@ -1,0 +1,41 @@
+// Node configuration: a TOML file per node (see docs/operations.md for every key).
+//
+//   division   = "440604001001"
+//   name       = "祖庙第1社区"
+//   data_dir   = "/var/lib/tongban/440604001001"
+//   key_dir    = "/etc/tongban/keys/440604001001"
+//   root_cert  = "/etc/tongban/keys/root.cert"     # optional: default <key_dir>/root.cert
+//   nats_urls  = ["nats://127.0.0.1:4222"]
+//   http_listen = "127.0.0.1:8080"                 # optional
+//   synchronous = "full"                            # full | normal | off
+//   heartbeat_interval_ms = 10000                   # optional, and the other [sync] limits
+//   log_level  = "info"
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "federation/division/division.h"
+#include "federation/store/database.h"
+#include "federation/sync/sync_types.h"
+
+namespace tongban {
+
+struct NodeConfig {
+  DivisionCode division;
+  std::string name;
+  std::string data_dir;
+  std::string key_dir;
+  std::string root_cert;
+  std::vector<std::string> nats_urls;
+  std::string http_listen;
+  Synchronous synchronous = Synchronous::kFull;
+  SyncLimits limits;
+  std::string log_level = "info";
+};
+
+// Parses and validates; every error names the key and says what is expected.
+Result<NodeConfig> loadNodeConfig(const std::string& path);
+Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::string& origin);
+
+}  // namespace tongban

@@ -1,0 +1,65 @@
+// A Tongban node: the same code at every level (city, district, town, village), in the daemon
+// and in the simulator. It owns its SQLite store and, through the federation layer, joins its
+// parent, ships its outbox upward, applies what its children ship, and answers status requests.
+//
+// Threading: every method and every callback runs on the node's one executor (the thread that
+// runs the Clock's timers and the Transport's handlers). Nothing here locks.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "federation/store/database.h"
+#include "federation/sync/sync_types.h"
+#include "federation/sync/wire.h"
+#include "federation/transport/random.h"
+#include "federation/transport/transport.h"
+#include "federation/trust/keys.h"
+
+namespace tongban {
+
+inline constexpr const char* kSoftwareVersion = "0.1.0";
+
+struct NodeOptions {
+  Identity identity;
+  std::string data_dir;                       // holds node.db (created if missing)
+  Synchronous synchronous = Synchronous::kFull;
+  SyncLimits limits;
+};
+
+// The seams the node runs on: real ones in the daemon, virtual ones in the simulator.
+struct NodeEnvironment {
+  Clock* clock = nullptr;
+  Transport* transport = nullptr;
+  Random* random = nullptr;
+  SyncObserver* observer = nullptr;           // optional
+};
+
+class Node {
+ public:
+  // Opens (or creates) the store, checks the identity against the root, subscribes, enqueues
+  // the Join on first start and begins heartbeats and shipping.
+  static Result<std::unique_ptr<Node>> open(NodeOptions options, NodeEnvironment env);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Unsubscribes and cancels every timer; safe to call twice. The store stays consistent at
+  // any point (every change is one transaction), so a crash instead of stop() loses nothing
+  // committed.
+  void stop();
+
+  const Identity& identity() const;
+  Result<NodeStatusMsg> status();
+  Result<uint64_t> outboxDepth();
+  // The parent has acknowledged our Join (always true for the city).
+  Result<bool> joined();
+  Database& database();
+
+  struct Impl;
+ private:
+  explicit Node(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tongban

@@ -1,0 +1,15 @@
+// The `tongban` command line: one function per command group registers its subcommands.
+// Each subcommand sets *exit_code when it runs (0 success, 1 failure, 2 bad usage).
+#pragma once
+
+namespace CLI { class App; }
+
+namespace tongban::cli {
+
+void registerKeysCommands(CLI::App& app, int* exit_code);
+void registerNodeCommand(CLI::App& app, int* exit_code);
+void registerStatusCommand(CLI::App& app, int* exit_code);
+void registerSimCommand(CLI::App& app, int* exit_code);
+void registerTopologyCommand(CLI::App& app, int* exit_code);
+
+}  // namespace tongban::cli
