@@ -104,6 +104,8 @@ class SimWorld {
   uint64_t traceHash() const { return trace_hash_; }
   uint64_t eventsRun() const { return events_run_; }
   uint64_t messagesDelivered() const { return delivered_; }
+  // Sent to a receiver reachable at send time but never delivered: dropped by the drop fault, or
+  // lost in flight (a crash of either side, a cut link, no matching subscription on arrival).
   uint64_t messagesDropped() const { return dropped_; }
 
   // Implementation detail shared with SimClock / SimTransport.
@@ -120,6 +122,9 @@ class SimWorld {
   void send(int from, const std::string& subject, const std::string& reply_to, const Bytes& data);
   bool reachable(int a, int b) const;
   EndpointState& endpoint(int id) { return *endpoints_.at(id); }
+  // Subscriptions indexed by subject, armed timers and request bookkeeping (defined in the .cpp).
+  struct Network;
+  Network& network() { return *network_; }
 
  private:
   struct Later {
@@ -127,8 +132,9 @@ class SimWorld {
       return a.when != b.when ? a.when > b.when : a.order > b.order;
     }
   };
-  void deliver(int from, int to, uint64_t from_epoch, const std::string& subject, const std::string& reply_to,
-               const Bytes& data);
+  // Both epochs are the ones at send time: a crash of either side since then loses the message.
+  void deliver(int from, int to, uint64_t from_epoch, uint64_t to_epoch, const std::string& subject,
+               const std::string& reply_to, const Bytes& data);
 
   TimeMs now_ms_;
   Random random_;
@@ -141,6 +147,7 @@ class SimWorld {
   std::set<std::string> down_links_;   // child division codes whose uplink is cut
   uint64_t trace_hash_ = 1469598103934665603ULL;
   uint64_t events_run_ = 0, delivered_ = 0, dropped_ = 0;
+  std::unique_ptr<Network> network_;
 };
 
 }  // namespace tongban::sim
