@@ -36,6 +36,12 @@ struct Migration {
   std::string sql;                  // may contain several statements
 };
 
+struct StatementCache;  // defined in database.cpp
+
+// A prepared statement borrowed from its Database's cache. While a handle lives, nobody else
+// gets the same sqlite3_stmt (preparing the same SQL again gives a second one), so nested use
+// is safe; destroying the handle resets it and returns it to the cache. A handle may outlive
+// its Database (it then finalizes itself), but must not be used after it.
 class Statement {
  public:
   Statement(Statement&&) noexcept;
@@ -63,9 +69,15 @@ class Statement {
 
  private:
   friend class Database;
-  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Statement(sqlite3* db, sqlite3_stmt* stmt, std::weak_ptr<StatementCache> cache)
+      : db_(db), stmt_(stmt), cache_(std::move(cache)) {}
+  void release();
   sqlite3* db_ = nullptr;
   sqlite3_stmt* stmt_ = nullptr;
+  std::weak_ptr<StatementCache> cache_;
+  // bind() chains, so it cannot return an error; the first one is kept and step() reports it
+  // instead of running the statement with a parameter silently left NULL.
+  std::string bind_error_;
 };
 
 class Database;
@@ -109,7 +121,9 @@ class Database {
  private:
   friend class Transaction;
   Database() = default;
+  Status execChecked(std::string_view sql, const std::string& doing);
   sqlite3* db_ = nullptr;
+  std::shared_ptr<StatementCache> cache_;
   std::string path_;
   bool in_transaction_ = false;
 };
