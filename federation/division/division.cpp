@@ -76,6 +76,7 @@ Result<DivisionCode> DivisionCode::parse(std::string_view text) {
 }
 
 std::optional<DivisionCode> DivisionCode::parent() const {
+  if (code_.empty()) return std::nullopt;
   std::string p = code_;
   switch (level_) {
     case Level::kCity: return std::nullopt;

@@ -26,6 +26,11 @@ class DivisionCode {
   // code. The error names the offending character or group.
   static Result<DivisionCode> parse(std::string_view text);
 
+  // An unset code (empty string), only so that structs holding a code can be declared before
+  // they are filled in. Every code that came from outside went through parse().
+  DivisionCode() = default;
+  bool empty() const { return code_.empty(); }
+
   const std::string& str() const { return code_; }
   Level level() const { return level_; }
 
@@ -47,7 +52,7 @@ class DivisionCode {
  private:
   DivisionCode(std::string code, Level level) : code_(std::move(code)), level_(level) {}
   std::string code_;
-  Level level_;
+  Level level_ = Level::kCity;
 };
 
 // A named division in a topology file.
