@@ -228,5 +228,9 @@ Result<NodeStatusMsg> Node::status() { return impl_->buildStatus(); }
 Result<uint64_t> Node::outboxDepth() { return impl_->outbox->depth(); }
 Result<bool> Node::joined() { return impl_->joined(); }
 Database& Node::database() { return *impl_->db; }
+std::optional<UplinkState> Node::uplinkState() const {
+  if (!impl_->uplink) return std::nullopt;
+  return impl_->uplink->state();
+}
 
 }  // namespace tongban

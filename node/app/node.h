@@ -11,6 +11,7 @@
 
 #include "federation/store/database.h"
 #include "federation/sync/sync_types.h"
+#include "federation/sync/uplink.h"
 #include "federation/sync/wire.h"
 #include "federation/transport/random.h"
 #include "federation/transport/transport.h"
@@ -55,6 +56,8 @@ class Node {
   // The parent has acknowledged our Join (always true for the city).
   Result<bool> joined();
   Database& database();
+  // The uplink's counters and link state; nullopt for the city (it has no parent).
+  std::optional<UplinkState> uplinkState() const;
 
   struct Impl;
  private:

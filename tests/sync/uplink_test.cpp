@@ -134,9 +134,11 @@ TEST_F(OutboxTest, RetriesBackOffInsteadOfHammeringAnAbsentParent) {
   start("440604001001");
   runFor(10 * 60'000);
   // 200 ms doubling to a 10 s cap: about 70 attempts in ten minutes, not thousands.
-  auto status = nodes_["440604001001"]->status().value();
-  EXPECT_EQ(status.parent_link, "down");
-  EXPECT_FALSE(status.last_error.empty());
+  auto state = nodes_["440604001001"]->uplinkState().value();
+  EXPECT_EQ(state.link, "down");
+  EXPECT_FALSE(state.last_error.empty());
+  EXPECT_GE(state.batches_sent, 50u);
+  EXPECT_LE(state.batches_sent, 100u);
 }
 
 TEST_F(OutboxTest, ParentRestartsNeverApplyAMessageTwice) {
