@@ -96,6 +96,15 @@ struct SealParams {
   uint64_t nonce = 0;
 };
 
+// What an envelope claims about itself, decoded within limits but NOT verified: only for
+// telling a sender which of its messages was rejected, never for trusting anything.
+struct ClaimedEnvelope {
+  std::string signer;
+  uint64_t seq = 0;
+  MessageKind kind = 0;
+};
+Result<ClaimedEnvelope> peekEnvelope(const Bytes& sealed, const EnvelopeLimits& limits = {});
+
 // Seals a message with the identity's key and chain.
 Bytes sealEnvelope(const Identity& identity, const SealParams& params);
 
@@ -120,14 +129,18 @@ class Verifier {
   const CertificateInfo& root() const { return root_; }
 
  private:
-  Verifier() = default;
-  Result<std::vector<CertificateInfo>> verifyChain(const std::vector<Bytes>& chain, TimeMs at_ms) const;
+  Verifier(CertificateInfo root, const KindRegistry* kinds, EnvelopeLimits limits);
+  // Checks 4-6 for `chain` (leaf first) presented by `signer` holding `signer_key`, at `at_ms`.
+  Result<std::vector<CertificateInfo>> verifyChain(const std::vector<Bytes>& chain, const DivisionCode& signer,
+                                                   const PublicKey& signer_key, TimeMs at_ms) const;
 
   CertificateInfo root_;
   const KindRegistry* kinds_ = nullptr;
   EnvelopeLimits limits_;
   std::map<PublicKey, TimeMs> revoked_;
-  // Verified certificates by their signed bytes: skip re-verifying a chain seen before.
+  // Verified certificates by their issuer's key followed by their signed bytes: skip re-verifying
+  // a chain seen before (keying on the issuer key too stops a cached certificate from being
+  // presented under a different issuer certificate).
   mutable std::unordered_map<std::string, CertificateInfo> verified_cache_;
 };
 

@@ -218,8 +218,8 @@ class Scenario {
   bool converged() {
     if (!checker_.unapplied().empty()) return false;
     for (auto& n : nodes_) {
-      auto depth = n.node->outboxDepth();
-      auto joined = n.node->joined();
+      auto depth = n->node->outboxDepth();
+      auto joined = n->node->joined();
       if (!depth || *depth != 0 || !joined || !*joined) return false;
     }
     return true;
@@ -247,10 +247,10 @@ class Scenario {
     checker_.violation("not converged " + std::to_string(options_.heal_bound_ms / 1000) + "s after healing: " +
                        std::to_string(missing.size()) + " messages never applied (" + list + ")");
     for (auto& n : nodes_) {
-      auto depth = n.node->outboxDepth();
+      auto depth = n->node->outboxDepth();
       if (depth && *depth) {
-        auto st = n.node->status();
-        checker_.violation(n.info.code.str() + " still holds " + std::to_string(*depth) + " outbox messages" +
+        auto st = n->node->status();
+        checker_.violation(n->info.code.str() + " still holds " + std::to_string(*depth) + " outbox messages" +
                            (st ? " (uplink " + st->parent_link + ": " + st->last_error + ")" : ""));
       }
     }
