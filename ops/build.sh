@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Configures and builds one flavour of Tongban with Ninja.
+#   ops/build.sh release   -> build/release (what the demo runs)
+#   ops/build.sh asan      -> build/asan    (AddressSanitizer + UndefinedBehaviorSanitizer)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+flavour="${1:-release}"
+case "$flavour" in
+  release) args=(-DCMAKE_BUILD_TYPE=Release) ;;
+  asan) args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTONGBAN_SANITIZE=ON) ;;
+  *) echo "usage: ops/build.sh release|asan" >&2; exit 2 ;;
+esac
+mkdir -p build
+export CCACHE_DIR="${CCACHE_DIR:-$PWD/build/.ccache}"
+cmake -S . -B "build/$flavour" -G Ninja "${args[@]}" > "build/$flavour.configure.log" 2>&1 \
+  || { mkdir -p build; cat "build/$flavour.configure.log"; exit 1; }
+ninja -C "build/$flavour"

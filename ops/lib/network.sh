@@ -1,0 +1,147 @@
+# Shared by ops/demo.sh and tests/integration/e2e_tree.sh: build and run a local Tongban
+# network on loopback. Source it, set TB (the tongban binary) and NET (a work directory), then:
+#   net_plan TOPOLOGY DISTRICTS TOWNS VILLAGES   pick the divisions
+#   net_keys                                     the key ceremony, one key dir per node
+#   net_start_buses                              one nats-server per level, leaf-linked upward
+#   net_start_nodes                              one tongban node process per division
+#   net_wait_joined SECONDS                      until every node has joined its parent
+#   net_stop                                     stops everything it started (also on EXIT)
+# Every port is a free loopback port; every wait is bounded.
+
+NET_PIDS=()
+
+net_log() { printf '[net] %s\n' "$*" >&2; }
+
+net_free_port() {
+  local port i
+  for i in $(seq 1 100); do
+    port=$(( 20000 + RANDOM % 30000 ))
+    # Nobody answering on it is a good sign it is free (a race with another process is possible
+    # but harmless: the server then fails to start and the script says so).
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+# Fills NET/divisions.txt with "code level parent name" lines, parents first.
+net_plan() {
+  local topology="$1" districts="$2" towns="$3" villages="$4"
+  mkdir -p "$NET"
+  "$TB" topology sample --topology "$topology" --districts "$districts" --towns "$towns" \
+    --villages "$villages" > "$NET/divisions.txt"
+  net_log "$(wc -l < "$NET/divisions.txt") divisions planned"
+}
+
+net_keys() {
+  local code level parent name
+  while read -r code level parent name; do
+    if [ "$level" = city ]; then
+      "$TB" keys init-root --division "$code" --name "$name" --out "$NET/keys/$code" > /dev/null
+    else
+      "$TB" keys issue --parent "$NET/keys/$parent" --division "$code" --name "$name" \
+        --out "$NET/keys/$code" > /dev/null
+    fi
+  done < "$NET/divisions.txt"
+  cp "$NET/keys/$(head -1 "$NET/divisions.txt" | cut -d' ' -f1)/root.cert" "$NET/root.cert"
+  net_log "keys issued for every node; root certificate at $NET/root.cert"
+}
+
+# One nats-server per level: village → town → district → city, each a leaf of the one above
+# (as a real deployment would run one bus per hall). Writes NET/bus-<level>.url.
+net_start_buses() {
+  local level above="" port leaf conf
+  mkdir -p "$NET/bus"
+  for level in city district town village; do
+    port=$(net_free_port); leaf=$(net_free_port)
+    conf="$NET/bus/$level.conf"
+    {
+      echo "server_name: tongban-$level"
+      echo "listen: 127.0.0.1:$port"
+      echo "ping_interval: \"1s\""
+      echo "ping_max: 3"
+      echo "leafnodes {"
+      echo "  listen: 127.0.0.1:$leaf"
+      [ -n "$above" ] && echo "  remotes: [ { url: \"nats-leaf://127.0.0.1:$above\" } ]"
+      echo "  reconnect: 1"
+      echo "}"
+    } > "$conf"
+    nats-server -c "$conf" > "$NET/bus/$level.log" 2>&1 &
+    NET_PIDS+=($!)
+    echo "nats://127.0.0.1:$port" > "$NET/bus-$level.url"
+    echo "$leaf" > "$NET/bus/$level.leafport"
+    above=$leaf
+  done
+  # Wait (bounded) until every server accepts connections.
+  for level in city district town village; do
+    port=$(sed 's#.*:##' "$NET/bus-$level.url")
+    local ok=0
+    for _ in $(seq 1 50); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then ok=1; break; fi
+      sleep 0.1
+    done
+    [ $ok -eq 1 ] || { net_log "nats-server for $level did not start; see $NET/bus/$level.log"; return 1; }
+  done
+  net_log "buses up: city $(cat "$NET/bus-city.url") <- district <- town <- village (leaf links)"
+}
+
+net_start_nodes() {
+  local code level parent name conf
+  mkdir -p "$NET/nodes" "$NET/logs"
+  while read -r code level parent name; do
+    conf="$NET/nodes/$code.toml"
+    cat > "$conf" <<TOML
+division = "$code"
+name = "$name"
+data_dir = "$NET/data/$code"
+key_dir = "$NET/keys/$code"
+root_cert = "$NET/root.cert"
+nats_urls = ["$(cat "$NET/bus-$level.url")"]
+heartbeat_interval_ms = ${NET_HEARTBEAT_MS:-2000}
+retry_max_ms = 5000
+log_level = "info"
+TOML
+    "$TB" node --config "$conf" > "$NET/logs/$code.log" 2>&1 &
+    NET_PIDS+=($!)
+  done < "$NET/divisions.txt"
+  net_log "$(wc -l < "$NET/divisions.txt") node processes started; logs in $NET/logs"
+}
+
+net_root_code() { head -1 "$NET/divisions.txt" | cut -d' ' -f1; }
+
+net_tree() {
+  "$TB" status --nats "$(cat "$NET/bus-city.url")" --division "$(net_root_code)" --root "$NET/root.cert" --tree "$@"
+}
+
+net_wait_joined() {
+  local seconds="$1" total
+  total=$(wc -l < "$NET/divisions.txt")
+  local deadline=$(( $(date +%s) + seconds ))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    if net_tree --json --expect-joined "$total" --timeout-ms 1500 > /dev/null 2>&1; then
+      net_log "all $total nodes joined their parents"
+      return 0
+    fi
+    sleep 1
+  done
+  net_log "not every node joined within ${seconds}s"
+  return 1
+}
+
+net_stop() {
+  local pid
+  [ ${#NET_PIDS[@]} -eq 0 ] && return 0
+  for pid in "${NET_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    local alive=0
+    for pid in "${NET_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive -eq 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${NET_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  NET_PIDS=()
+}

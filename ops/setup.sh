@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything Tongban needs on a fresh Debian 12 machine (Debian packages only).
+# Idempotent: re-running it only checks. Needs root (or sudo).
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  cmake ninja-build g++ pkg-config ccache
+  # libraries
+  libboost-dev libnats-dev libsodium-dev capnproto libcapnp-dev libssl-dev libspdlog-dev libsqlite3-dev
+  libgtest-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
+  # runtime and scripts
+  nats-server sqlite3 jq iproute2 procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
