@@ -130,9 +130,6 @@ Bytes sealEnvelope(const Identity& identity, const SealParams& params) {
   }
 }
 
-Verifier::Verifier(CertificateInfo root, const KindRegistry* kinds, EnvelopeLimits limits)
-    : root_(std::move(root)), kinds_(kinds), limits_(limits) {}
-
 Result<Verifier> Verifier::create(const Bytes& root_certificate, const KindRegistry* kinds, EnvelopeLimits limits) {
   if (kinds == nullptr) return Status(ErrorCode::kInvalidArgument, "verifier needs a kind registry");
   auto parts = trust_internal::decodeSignedCertificate(root_certificate.data(), root_certificate.size(),
@@ -158,7 +155,11 @@ Result<Verifier> Verifier::create(const Bytes& root_certificate, const KindRegis
     return Status(ErrorCode::kUntrustedChain,
                   "the root certificate of " + info.division.str() + " is not signed by its own key");
   }
-  return Verifier(std::move(parts->info), kinds, limits);
+  Verifier verifier;
+  verifier.root_ = std::move(parts->info);
+  verifier.kinds_ = kinds;
+  verifier.limits_ = limits;
+  return verifier;
 }
 
 Result<std::vector<CertificateInfo>> Verifier::verifyChain(const std::vector<Bytes>& chain, const DivisionCode& signer,

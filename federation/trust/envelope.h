@@ -129,7 +129,7 @@ class Verifier {
   const CertificateInfo& root() const { return root_; }
 
  private:
-  Verifier(CertificateInfo root, const KindRegistry* kinds, EnvelopeLimits limits);
+  Verifier() = default;
   // Checks 4-6 for `chain` (leaf first) presented by `signer` holding `signer_key`, at `at_ms`.
   Result<std::vector<CertificateInfo>> verifyChain(const std::vector<Bytes>& chain, const DivisionCode& signer,
                                                    const PublicKey& signer_key, TimeMs at_ms) const;

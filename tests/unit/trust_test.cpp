@@ -289,6 +289,21 @@ TEST_F(TrustTest, GarbageBytesAreMalformed) {
     Bytes junk(8 * (1 + rng() % 64));
     for (auto& b : junk) b = static_cast<uint8_t>(rng());
     EXPECT_EQ(codeOf(junk, t_.town.division), ErrorCode::kMalformed) << "garbage #" << i;
+    // Behind a plausible one-segment frame header, so the pointers themselves are decoded.
+    const uint32_t words = static_cast<uint32_t>(junk.size() / 8 - 1);
+    std::memset(junk.data(), 0, 4);
+    std::memcpy(junk.data() + 4, &words, 4);
+    EXPECT_EQ(codeOf(junk, t_.town.division), ErrorCode::kMalformed) << "framed garbage #" << i;
+  }
+}
+
+TEST_F(TrustTest, CorrectlySignedGarbageBodyIsMalformed) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 200; ++i) {
+    Bytes body(8 * (1 + rng() % 64));
+    for (auto& b : body) b = static_cast<uint8_t>(rng());
+    SealedFields f{body, bytes(t_.v1.keys.public_key), signedBy(t_.v1.keys.secret_key, body)};
+    EXPECT_EQ(codeOf(reseal(f), t_.town.division), ErrorCode::kMalformed) << "garbage body #" << i;
   }
 }
 
