@@ -318,9 +318,11 @@ Result<OpenedEnvelope> Verifier::open(const Bytes& sealed, const DivisionCode& r
   // A timestamp far ahead of our clock is a field that makes no sense rather than an expired
   // certificate: it would let a sender pre-date messages past a coming revocation or expiry.
   // Hence kMalformed, not kCertificateExpired.
-  if (env.timestamp_ms > now_ms && env.timestamp_ms - now_ms > limits_.max_future_skew_ms) {
+  // Unsigned difference: the timestamp is attacker-chosen and a signed one could overflow.
+  const uint64_t lead = static_cast<uint64_t>(env.timestamp_ms) - static_cast<uint64_t>(now_ms);
+  if (env.timestamp_ms > now_ms && lead > static_cast<uint64_t>(std::max<DurationMs>(limits_.max_future_skew_ms, 0))) {
     return Status(ErrorCode::kMalformed, "envelope from " + env.signer.str() + " is dated " +
-                                             std::to_string(env.timestamp_ms - now_ms) +
+                                             std::to_string(lead) +
                                              " ms in the future; the allowed clock skew is " +
                                              std::to_string(limits_.max_future_skew_ms) + " ms");
   }
