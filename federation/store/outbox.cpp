@@ -55,10 +55,11 @@ Result<uint64_t> Outbox::enqueueCoalescing(uint16_t kind, const std::string& tar
     TB_ASSIGN_OR_RETURN(Statement newest,
                         db_->prepare("SELECT seq, kind, attempts FROM outbox ORDER BY seq DESC LIMIT 1"));
     TB_ASSIGN_OR_RETURN(bool has_row, newest.step());
-    // Only a message that was never sent may change: once a batch carrying it went out, the
-    // parent may have recorded its seq, and a different payload under the same seq would be
-    // dropped there as a replay.
-    if (has_row && newest.columnInt64(1) == kind && newest.columnInt64(2) == 0) {
+    // The newest message of the same kind is replaced even if a batch carrying it already went
+    // out: the parent may then have applied the older payload under this seq and will drop the
+    // newer one as a duplicate. That is the point of a coalescing kind (heartbeats): a later
+    // message supersedes an earlier one, so at most one waits however long the parent is away.
+    if (has_row && newest.columnInt64(1) == kind) {
       int64_t seq = newest.columnInt64(0);
       TB_ASSIGN_OR_RETURN(Statement update,
                           db_->prepare("UPDATE outbox SET payload = ?1, target = ?2, created_ms = ?3 WHERE seq = ?4"));

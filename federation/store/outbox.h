@@ -30,8 +30,10 @@ class Outbox {
   // and the message commit together); refuses with kFailedPrecondition otherwise.
   Result<uint64_t> enqueue(uint16_t kind, const std::string& target, const Bytes& payload, TimeMs now_ms);
 
-  // Like enqueue, but if the newest pending message has the same kind and has never been sent,
-  // replaces its payload instead of adding one (for heartbeats: at most one waits).
+  // Like enqueue, but if the newest pending message has the same kind, replaces its payload
+  // (keeping its seq) instead of adding one: for kinds where a later message supersedes an
+  // earlier one (heartbeats), so at most one waits however long the parent is away. If a batch
+  // carrying the older payload was already applied, the parent keeps that one.
   Result<uint64_t> enqueueCoalescing(uint16_t kind, const std::string& target, const Bytes& payload,
                                      TimeMs now_ms);
 

@@ -12,6 +12,7 @@
 #include "federation/transport/asio_clock.h"
 #include "federation/transport/nats/nats_transport.h"
 #include "federation/sync/wire.h"
+#include "federation/transport/random.h"
 #include "node/cli/cli_clock.h"
 #include "node/cli/commands.h"
 
