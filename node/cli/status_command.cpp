@@ -71,9 +71,10 @@ std::string describe(const NodeStatusMsg& s) {
   return line;
 }
 
+// `heard` is what the parent says of this node ("last heard 2 s ago"), empty for the top.
 void printTree(StatusClient& client, const NodeStatusMsg& s, const std::string& indent, bool json,
-               nlohmann::json* out, int* unreachable) {
-  if (!json) std::cout << describe(s) << "\n";
+               nlohmann::json* out, int* unreachable, const std::string& heard = "") {
+  if (!json) std::cout << describe(s) << heard << "\n";
   if (out) {
     (*out)["division"] = s.division;
     (*out)["name"] = s.name;
@@ -92,8 +93,8 @@ void printTree(StatusClient& client, const NodeStatusMsg& s, const std::string& 
     auto code = DivisionCode::parse(c.division);
     Result<NodeStatusMsg> child = code ? client.ask(*code) : Result<NodeStatusMsg>(code.status());
     if (child) {
-      printTree(client, *child, next_indent, json, out ? &child_json : nullptr, unreachable);
-      if (!json) std::cout << next_indent << "  (seen by parent " << formatAgo(c.last_seen_ms, s.now_ms) << ")\n";
+      printTree(client, *child, next_indent, json, out ? &child_json : nullptr, unreachable,
+                "; parent heard from it " + formatAgo(c.last_seen_ms, s.now_ms));
     } else {
       ++*unreachable;
       if (!json) {
