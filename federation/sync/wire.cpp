@@ -6,12 +6,6 @@
 namespace tongban {
 namespace {
 
-capnp_io::ReadLimits limitsFor(size_t max_bytes) {
-  capnp_io::ReadLimits l;
-  l.max_bytes = max_bytes;
-  return l;
-}
-
 std::string text(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
 
 }  // namespace
@@ -31,11 +25,11 @@ Bytes encode(const JoinMsg& m) {
   auto r = b.initRoot<wire::Join>();
   r.setName(m.name);
   r.setSoftwareVersion(m.software_version);
-  return capnp_io::toBytes(b);
+  return capnp_io::flatBytes(b);
 }
 
 Result<JoinMsg> decodeJoin(const Bytes& bytes) {
-  return capnp_io::read<wire::Join>(bytes, "join message", limitsFor(4096), [](wire::Join::Reader r) -> Result<JoinMsg> {
+  return capnp_io::read<wire::Join>(bytes, "join message", 4096, [](wire::Join::Reader r) -> Result<JoinMsg> {
     JoinMsg m{text(r.getName()), text(r.getSoftwareVersion())};
     if (m.name.empty()) return Status(ErrorCode::kMalformed, "join message has an empty division name");
     return m;
@@ -48,11 +42,11 @@ Bytes encode(const HeartbeatMsg& m) {
   r.setOutboxDepth(m.outbox_depth);
   r.setStartedAtMs(m.started_at_ms);
   r.setChildrenCount(m.children_count);
-  return capnp_io::toBytes(b);
+  return capnp_io::flatBytes(b);
 }
 
 Result<HeartbeatMsg> decodeHeartbeat(const Bytes& bytes) {
-  return capnp_io::read<wire::Heartbeat>(bytes, "heartbeat", limitsFor(1024),
+  return capnp_io::read<wire::Heartbeat>(bytes, "heartbeat", 1024,
                                          [](wire::Heartbeat::Reader r) -> Result<HeartbeatMsg> {
                                            return HeartbeatMsg{r.getOutboxDepth(), r.getStartedAtMs(),
                                                                r.getChildrenCount()};
@@ -64,13 +58,13 @@ Bytes encode(const OutboxBatchMsg& m) {
   auto r = b.initRoot<wire::OutboxBatch>();
   r.setNonce(m.nonce);
   auto list = r.initEnvelopes(static_cast<unsigned>(m.envelopes.size()));
-  for (unsigned i = 0; i < m.envelopes.size(); ++i) list.set(i, capnp_io::bytesToData(m.envelopes[i]));
-  return capnp_io::toBytes(b);
+  for (unsigned i = 0; i < m.envelopes.size(); ++i) list.set(i, capnp_io::dataOf(m.envelopes[i]));
+  return capnp_io::flatBytes(b);
 }
 
 Result<OutboxBatchMsg> decodeOutboxBatch(const Bytes& bytes) {
   return capnp_io::read<wire::OutboxBatch>(
-      bytes, "outbox batch", limitsFor(kMaxBatchBytes), [](wire::OutboxBatch::Reader r) -> Result<OutboxBatchMsg> {
+      bytes, "outbox batch", kMaxBatchBytes, [](wire::OutboxBatch::Reader r) -> Result<OutboxBatchMsg> {
         OutboxBatchMsg m;
         m.nonce = r.getNonce();
         auto list = r.getEnvelopes();
@@ -78,7 +72,7 @@ Result<OutboxBatchMsg> decodeOutboxBatch(const Bytes& bytes) {
           return Status(ErrorCode::kMalformed, "outbox batch carries " + std::to_string(list.size()) +
                                                    " envelopes; the limit is " + std::to_string(kMaxBatchEnvelopes));
         }
-        for (auto d : list) m.envelopes.push_back(capnp_io::dataToBytes(d));
+        for (auto d : list) m.envelopes.push_back(capnp_io::bytesOf(d));
         return m;
       });
 }
@@ -92,11 +86,11 @@ Bytes encode(const OutboxAckMsg& m) {
     list[i].setOutcome(m.results[i].outcome);
     list[i].setMessage(m.results[i].message);
   }
-  return capnp_io::toBytes(b);
+  return capnp_io::flatBytes(b);
 }
 
 Result<OutboxAckMsg> decodeOutboxAck(const Bytes& bytes) {
-  return capnp_io::read<wire::OutboxAck>(bytes, "outbox ack", limitsFor(kMaxBatchBytes),
+  return capnp_io::read<wire::OutboxAck>(bytes, "outbox ack", kMaxBatchBytes,
                                          [](wire::OutboxAck::Reader r) -> Result<OutboxAckMsg> {
                                            OutboxAckMsg m;
                                            auto list = r.getResults();
@@ -113,11 +107,11 @@ Result<OutboxAckMsg> decodeOutboxAck(const Bytes& bytes) {
 Bytes encode(const StatusRequestMsg& m) {
   capnp::MallocMessageBuilder b;
   b.initRoot<wire::StatusRequest>().setNonce(m.nonce);
-  return capnp_io::toBytes(b);
+  return capnp_io::flatBytes(b);
 }
 
 Result<StatusRequestMsg> decodeStatusRequest(const Bytes& bytes) {
-  return capnp_io::read<wire::StatusRequest>(bytes, "status request", limitsFor(256),
+  return capnp_io::read<wire::StatusRequest>(bytes, "status request", 256,
                                              [](wire::StatusRequest::Reader r) -> Result<StatusRequestMsg> {
                                                return StatusRequestMsg{r.getNonce()};
                                              });
@@ -149,12 +143,12 @@ Bytes encode(const NodeStatusMsg& m) {
     children[i].setReportedOutboxDepth(c.reported_outbox_depth);
     children[i].setLastSeq(c.last_seq);
   }
-  return capnp_io::toBytes(b);
+  return capnp_io::flatBytes(b);
 }
 
 Result<NodeStatusMsg> decodeNodeStatus(const Bytes& bytes) {
   return capnp_io::read<wire::NodeStatus>(
-      bytes, "node status", limitsFor(kMaxBatchBytes), [](wire::NodeStatus::Reader r) -> Result<NodeStatusMsg> {
+      bytes, "node status", kMaxBatchBytes, [](wire::NodeStatus::Reader r) -> Result<NodeStatusMsg> {
         NodeStatusMsg m;
         m.division = text(r.getDivision());
         m.name = text(r.getName());

@@ -1,5 +1,7 @@
 #include "federation/trust/keys.h"
 
+#include "federation/util/files.h"
+
 #include <fcntl.h>
 #include <sodium.h>
 #include <sys/stat.h>
@@ -35,15 +37,7 @@ std::string chainFileName(size_t index) {
   return name;
 }
 
-Result<Bytes> readFile(const fs::path& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return Status(ErrorCode::kNotFound, "missing file " + path.string());
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status(ErrorCode::kIo, "cannot read " + path.string() + ": " + std::strerror(errno));
-  Bytes data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return Status(ErrorCode::kIo, "error reading " + path.string());
-  return data;
-}
+Result<Bytes> readFile(const fs::path& path) { return readFileBytes(path.string()); }
 
 template <size_t N>
 Result<std::array<uint8_t, N>> readHexFile(const fs::path& path) {
@@ -61,22 +55,7 @@ Result<std::array<uint8_t, N>> readHexFile(const fs::path& path) {
   return out;
 }
 
-// Writes through a temporary name and renames, so a crash never leaves half a certificate.
-Status writeFile(const fs::path& path, const Bytes& data) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return Status(ErrorCode::kIo, "cannot write " + tmp.string() + ": " + std::strerror(errno));
-    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-    out.flush();
-    if (!out) return Status(ErrorCode::kIo, "error writing " + tmp.string());
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) return Status(ErrorCode::kIo, "cannot rename " + tmp.string() + " to " + path.string() + ": " + ec.message());
-  return Status::ok();
-}
+Status writeFile(const fs::path& path, const Bytes& data) { return writeFileAtomically(path.string(), data); }
 
 // The secret key file is created exclusively and with mode 0600 from the start, so it is never
 // readable by others, not even for an instant, and an existing key is never replaced.

@@ -1,6 +1,7 @@
 #include "node/app/config.h"
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <toml++/toml.h>
@@ -42,10 +43,20 @@ Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::stri
     return Status(ErrorCode::kInvalidArgument, origin + ":" + std::to_string(err.source().begin.line) + ": " +
                                                    std::string(err.description()));
   }
+  // A misspelt key would silently fall back to a default: refuse unknown keys instead.
+  static const std::set<std::string> kKnownKeys = {
+      "division", "name", "data_dir", "key_dir", "root_cert", "nats_urls", "synchronous", "heartbeat_interval_ms",
+      "request_timeout_ms", "retry_initial_ms", "retry_max_ms", "log_level", "revocations"};
+  for (const auto& [key, value] : t) {
+    if (!kKnownKeys.count(std::string(key.str()))) {
+      return bad(origin, std::string(key.str()), "is not a known setting (see docs/operations.md)");
+    }
+  }
   TB_ASSIGN_OR_RETURN(std::string division_text, requiredString(t, origin, "division"));
   auto division = DivisionCode::parse(division_text);
   if (!division) return division.status().withContext(origin + ": key 'division'");
-  NodeConfig c{*division};
+  NodeConfig c;
+  c.division = *division;
   TB_ASSIGN_OR_RETURN(c.name, requiredString(t, origin, "name"));
   TB_ASSIGN_OR_RETURN(c.data_dir, requiredString(t, origin, "data_dir"));
   TB_ASSIGN_OR_RETURN(c.key_dir, requiredString(t, origin, "key_dir"));
@@ -59,7 +70,6 @@ Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::stri
     }
   }
   if (c.nats_urls.empty()) return bad(origin, "nats_urls", "must list at least one nats:// URL");
-  c.http_listen = t["http_listen"].value_or(std::string());
 
   const std::string sync = t["synchronous"].value_or(std::string("full"));
   if (sync == "full") c.synchronous = Synchronous::kFull;
@@ -73,6 +83,15 @@ Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::stri
   TB_RETURN_IF_ERROR(optionalDuration(t, origin, "retry_max_ms", 10, 3600 * 1000, &c.limits.retry_max_ms));
   if (c.limits.retry_max_ms < c.limits.retry_initial_ms) {
     return bad(origin, "retry_max_ms", "must not be smaller than retry_initial_ms");
+  }
+  if (auto* files = t["revocations"].as_array()) {
+    for (const auto& f : *files) {
+      auto path = f.value<std::string>();
+      if (!path || path->empty()) return bad(origin, "revocations", "must list file paths");
+      c.revocation_files.push_back(*path);
+    }
+  } else if (t["revocations"]) {
+    return bad(origin, "revocations", "must be an array of file paths");
   }
   c.log_level = t["log_level"].value_or(std::string("info"));
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" && c.log_level != "error") {

@@ -6,9 +6,9 @@
 //   key_dir    = "/etc/tongban/keys/440604001001"
 //   root_cert  = "/etc/tongban/keys/root.cert"     # optional: default <key_dir>/root.cert
 //   nats_urls  = ["nats://127.0.0.1:4222"]
-//   http_listen = "127.0.0.1:8080"                 # optional
 //   synchronous = "full"                            # full | normal | off
 //   heartbeat_interval_ms = 10000                   # optional, and the other [sync] limits
+//   revocations = ["/etc/tongban/revoked/v1-laptop.rev"]  # optional: key revocations to enforce
 //   log_level  = "info"
 #pragma once
 
@@ -28,10 +28,10 @@ struct NodeConfig {
   std::string key_dir;
   std::string root_cert;
   std::vector<std::string> nats_urls;
-  std::string http_listen;
   Synchronous synchronous = Synchronous::kFull;
   SyncLimits limits;
   std::string log_level = "info";
+  std::vector<std::string> revocation_files;
 };
 
 // Parses and validates; every error names the key and says what is expected.

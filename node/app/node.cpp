@@ -198,6 +198,10 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
   registerFederationKinds(impl->kinds);
   TB_ASSIGN_OR_RETURN(auto verifier, Verifier::create(impl->options.identity.root_certificate, &impl->kinds));
   impl->verifier.emplace(std::move(verifier));
+  for (size_t i = 0; i < impl->options.revocations.size(); ++i) {
+    TB_RETURN_IF_ERROR(impl->verifier->addRevocation(impl->options.revocations[i])
+                           .withContext("key revocation #" + std::to_string(i + 1)));
+  }
 
   impl->started_at_ms = env.clock->now();
   Impl* raw = impl.get();

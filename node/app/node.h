@@ -26,6 +26,9 @@ struct NodeOptions {
   std::string data_dir;                       // holds node.db (created if missing)
   Synchronous synchronous = Synchronous::kFull;
   SyncLimits limits;
+  // SignedKeyRevocation documents to enforce from the start (a lost laptop's key). Each is
+  // verified against the root; an invalid one stops the node with the reason.
+  std::vector<Bytes> revocations;
 };
 
 // The seams the node runs on: real ones in the daemon, virtual ones in the simulator.

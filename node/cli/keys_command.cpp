@@ -6,6 +6,8 @@
 
 #include "federation/trust/certificate.h"
 #include "federation/transport/random.h"
+#include "federation/trust/envelope.h"
+#include "federation/util/files.h"
 #include "node/cli/commands.h"
 #include "node/cli/cli_clock.h"
 
@@ -45,6 +47,23 @@ int issue(const std::string& parent_dir, const std::string& division_text, const
   if (auto st = saveIdentity(out, *child); !st.isOk()) return fail(st);
   std::cout << levelName(division->level()) << " " << division->str() << " (" << name << ") key issued by "
             << parent->division.str() << ", written to " << out << "\n";
+  return 0;
+}
+
+int revoke(const std::string& issuer_dir, const std::string& holder_dir, const std::string& reason,
+           const std::string& out) {
+  auto issuer = loadIdentity(issuer_dir);
+  if (!issuer) return fail(issuer.status().withContext("--issuer"));
+  // Only the public half of the lost key is needed: node.pub and node.cert, never node.key.
+  auto cert = readFileBytes(holder_dir + "/node.cert");
+  if (!cert) return fail(cert.status().withContext("--holder"));
+  auto holder = peekCertificate(*cert);
+  if (!holder) return fail(holder.status().withContext("--holder " + holder_dir + "/node.cert"));
+  auto signed_revocation = signKeyRevocation(*issuer, holder->division, holder->public_key, wallClockMs(), reason);
+  if (!signed_revocation) return fail(signed_revocation.status());
+  if (auto st = writeFileAtomically(out, *signed_revocation); !st.isOk()) return fail(st);
+  std::cout << "key of " << holder->division.str() << " revoked by " << issuer->division.str() << " from "
+            << formatTime(wallClockMs()) << "; give " << out << " to every node (config key 'revocations')\n";
   return 0;
 }
 
@@ -93,6 +112,14 @@ void registerKeysCommands(CLI::App& app, int* exit_code) {
   iss->callback([exit_code] {
     *exit_code = issue(parent_dir, child_division, child_name.empty() ? child_division : child_name, child_out, child_days);
   });
+
+  auto* rv = keys->add_subcommand("revoke", "Revoke a node's key (lost or stolen): everything it signs from now on is refused");
+  static std::string rv_issuer, rv_holder, rv_reason, rv_out;
+  rv->add_option("--issuer", rv_issuer, "Key directory of an ancestor of the holder (or the city)")->required();
+  rv->add_option("--holder", rv_holder, "Key directory (node.cert is enough) of the key to revoke")->required();
+  rv->add_option("--reason", rv_reason, "Why, for the record")->default_val("key lost");
+  rv->add_option("--out", rv_out, "File to write the signed revocation to")->required();
+  rv->callback([exit_code] { *exit_code = revoke(rv_issuer, rv_holder, rv_reason, rv_out); });
 
   auto* sh = keys->add_subcommand("show", "Print a key directory's identity and chain");
   static std::string show_dir;

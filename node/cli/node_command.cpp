@@ -10,6 +10,7 @@
 
 #include "federation/transport/asio_clock.h"
 #include "federation/transport/nats/nats_transport.h"
+#include "federation/util/files.h"
 #include "node/app/config.h"
 #include "node/app/node.h"
 #include "node/cli/commands.h"
@@ -21,17 +22,6 @@ int fail(const Status& st) {
   spdlog::critical("{}", st.toString());
   std::cerr << "error: " << st.toString() << "\n";
   return 1;
-}
-
-Result<Bytes> readFile(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return Status(ErrorCode::kIo, "cannot read " + path);
-  Bytes out;
-  uint8_t buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.insert(out.end(), buf, buf + n);
-  std::fclose(f);
-  return out;
 }
 
 int runNode(const std::string& config_path) {
@@ -47,7 +37,7 @@ int runNode(const std::string& config_path) {
                                                         identity->division.str() + ", but the config says division " +
                                                         config->division.str()));
   }
-  auto root = readFile(config->root_cert);
+  auto root = readFileBytes(config->root_cert);
   if (!root) return fail(root.status().withContext("root_cert"));
   identity->root_certificate = *root;
   identity->name = config->name;
@@ -66,6 +56,11 @@ int runNode(const std::string& config_path) {
   options.data_dir = config->data_dir;
   options.synchronous = config->synchronous;
   options.limits = config->limits;
+  for (const auto& file : config->revocation_files) {
+    auto revocation = readFileBytes(file);
+    if (!revocation) return fail(revocation.status().withContext("revocations"));
+    options.revocations.push_back(std::move(revocation).value());
+  }
   auto node = Node::open(std::move(options), NodeEnvironment{&clock, transport->get(), &random, nullptr});
   if (!node) return fail(node.status());
 

@@ -13,6 +13,7 @@
 #include "federation/transport/nats/nats_transport.h"
 #include "federation/sync/wire.h"
 #include "federation/transport/random.h"
+#include "federation/util/files.h"
 #include "node/cli/cli_clock.h"
 #include "node/cli/commands.h"
 
@@ -114,19 +115,16 @@ int runStatus(const std::string& url, const std::string& division_text, const st
     std::cerr << "error: --division: " << division.status().toString() << "\n";
     return 2;
   }
-  std::FILE* f = std::fopen(root_path.c_str(), "rb");
-  if (!f) {
-    std::cerr << "error: cannot read root certificate " << root_path << "\n";
+  auto root = readFileBytes(root_path);
+  if (!root) {
+    std::cerr << "error: --root: " << root.status().toString() << "\n";
     return 2;
   }
-  Bytes root;
-  for (int c; (c = std::fgetc(f)) != EOF;) root.push_back(static_cast<uint8_t>(c));
-  std::fclose(f);
 
   StatusClient client;
   client.timeout_ms = timeout_ms;
   registerFederationKinds(client.kinds);
-  auto verifier = Verifier::create(root, &client.kinds);
+  auto verifier = Verifier::create(*root, &client.kinds);
   if (!verifier) {
     std::cerr << "error: root certificate " << root_path << ": " << verifier.status().toString() << "\n";
     return 2;
