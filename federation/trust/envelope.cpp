@@ -353,8 +353,15 @@ Result<OpenedEnvelope> Verifier::open(const Bytes& sealed, const DivisionCode& r
       break;
     case Direction::kReply:
       break;
+    case Direction::kFromRoot:
+      if (env.signer != root_.division) {
+        return Status(ErrorCode::kUnauthorized, rule->name + " may be published only by the city " +
+                                                    root_.division.str() + ", not by " + describe(env.signer));
+      }
+      break;
   }
-  if (env.target != receiver) {
+  // A document the city publishes for everyone (the catalogue) is addressed to the whole tree.
+  if (rule->direction != Direction::kFromRoot && env.target != receiver) {
     return Status(ErrorCode::kUnauthorized, rule->name + " from " + env.signer.str() + " is addressed to " +
                                                 env.target.str() + ", not to this node " + receiver.str());
   }

@@ -35,6 +35,7 @@ enum class Direction {
   kUpToParent,          // signer must be a direct child of the target (join, heartbeat, events)
   kDownToDescendant,    // signer must be a strict ancestor of the target (catalogue, decisions)
   kReply,               // any verified node; the caller checks the signer it expected
+  kFromRoot,            // signed by the city's root key, for every node (the catalogue); any target
 };
 
 struct KindRule {

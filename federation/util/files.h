@@ -10,7 +10,8 @@ namespace tongban {
 // kNotFound if the file does not exist, kIo if it cannot be read.
 Result<Bytes> readFileBytes(const std::string& path);
 
-// Writes through "<path>.tmp" and renames, so a crash never leaves half a file.
+// Writes "<path>.tmp", fsyncs it, renames it over <path> and fsyncs the directory: after a
+// crash the path holds either the old content or the whole new one.
 Status writeFileAtomically(const std::string& path, const Bytes& data);
 
 }  // namespace tongban

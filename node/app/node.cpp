@@ -1,6 +1,8 @@
 #include "node/app/node.h"
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -14,7 +16,33 @@ namespace tongban {
 namespace {
 const std::vector<Migration> kNodeMigrations = {
     {1, "CREATE TABLE node_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"},
+    {2,
+     // What the subtree below this node recorded: every case event and material record, as
+     // received (each ancestor holds its whole subtree's records; the city holds everything).
+     "CREATE TABLE subtree_case_events (origin TEXT NOT NULL, case_number TEXT NOT NULL,"
+     "  step_index INTEGER NOT NULL, step TEXT NOT NULL, item_code TEXT NOT NULL, department TEXT NOT NULL,"
+     "  state TEXT NOT NULL, actor TEXT NOT NULL, at_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,"
+     "  detail TEXT NOT NULL, payload BLOB NOT NULL, received_ms INTEGER NOT NULL,"
+     "  PRIMARY KEY (origin, case_number, step_index, step));"
+     "CREATE TABLE subtree_materials (hash TEXT NOT NULL, holder TEXT NOT NULL, kind TEXT NOT NULL,"
+     "  stored_at TEXT NOT NULL, payload BLOB NOT NULL, received_ms INTEGER NOT NULL,"
+     "  PRIMARY KEY (hash, holder, kind, stored_at));"},
 };
+
+// Yellow/red notices: logged with the responsible person (an SMS gateway can replace this).
+class LogNotifier : public Notifier {
+ public:
+  explicit LogNotifier(std::string self) : self_(std::move(self)) {}
+  void notify(const std::string& case_number, Light light, const std::string& responsible,
+              const std::string& message) override {
+    spdlog::warn("[{}] {} light for {} (responsible: {}): {}", self_, lightName(light), case_number,
+                 responsible.empty() ? "nobody" : responsible, message);
+  }
+ private:
+  std::string self_;
+};
+
+constexpr DurationMs kCatalogueRequestTimeoutMs = 5000;
 }  // namespace
 
 struct Node::Impl {
@@ -27,8 +55,17 @@ struct Node::Impl {
   std::optional<Verifier> verifier;
   std::unique_ptr<Downlink> downlink;
   std::unique_ptr<Uplink> uplink;   // null for the city
+  std::optional<CatalogueStore> catalogue;
+  std::optional<MaterialStore> materials;
+  std::optional<CaseService> cases;
+  std::unique_ptr<LogNotifier> notifier;
   Transport::SubscriptionId status_subscription = 0;
+  Transport::SubscriptionId catalogue_subscription = 0;
   Clock::TimerId heartbeat_timer = 0;
+  Clock::TimerId catalogue_timer = 0;
+  Clock::TimerId lights_timer = 0;
+  bool catalogue_request_in_flight = false;
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   TimeMs started_at_ms = 0;
   bool stopped = false;
 
@@ -62,6 +99,117 @@ struct Node::Impl {
     if (env.observer) env.observer->onEnqueued(self(), seq, kind);
     if (uplink) uplink->kick();
     return seq;
+  }
+
+  // For services that enqueue inside their own transaction (case events, material records).
+  Result<uint64_t> enqueueInTransaction(MessageKind kind, const Bytes& payload) {
+    const auto parent = self().parent();
+    if (!parent) return Status(ErrorCode::kFailedPrecondition, "the city has no parent");
+    TB_ASSIGN_OR_RETURN(uint64_t seq, outbox->enqueue(kind, parent->str(), payload, env.clock->now()));
+    // Notified before the caller commits: the services commit right after enqueueing.
+    if (env.observer) env.observer->onEnqueued(self(), seq, kind);
+    if (uplink) uplink->kick();  // runs after the current handler, i.e. after the commit
+    return seq;
+  }
+
+  // Applies a case event from a child: keep it, and pass it on to our own parent in the same
+  // transaction, so every ancestor ends up holding its subtree's events.
+  Status applyCaseEvent(const OpenedEnvelope& e) {
+    TB_ASSIGN_OR_RETURN(CaseEventInfo event, decodeCaseEvent(e.payload));
+    auto origin = DivisionCode::parse(event.origin);
+    if (!origin || !e.signer.covers(*origin)) {
+      return Status(ErrorCode::kInvalidArgument, "case event of " + event.origin + " relayed by " + e.signer.str() +
+                                                     ", which does not cover it");
+    }
+    TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
+        "INSERT OR IGNORE INTO subtree_case_events (origin, case_number, step_index, step, item_code, department,"
+        " state, actor, at_ms, deadline_ms, detail, payload, received_ms)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"));
+    stmt.bind(1, event.origin).bind(2, event.case_number).bind(3, static_cast<int64_t>(event.step_index));
+    stmt.bind(4, event.step).bind(5, event.item_code).bind(6, event.department).bind(7, event.state);
+    stmt.bind(8, event.actor).bind(9, event.at_ms).bind(10, event.deadline_ms).bind(11, event.detail);
+    stmt.bind(12, e.payload).bind(13, env.clock->now());
+    TB_RETURN_IF_ERROR(stmt.run());
+    if (db->changes() == 0 || !uplink) return Status::ok();
+    return enqueueInTransaction(kCaseEventKind, e.payload).status();
+  }
+
+  Status applyMaterialRecord(const OpenedEnvelope& e) {
+    TB_ASSIGN_OR_RETURN(MaterialRecordInfo record, decodeMaterialRecord(e.payload));
+    auto stored_at = DivisionCode::parse(record.stored_at);
+    if (!stored_at || !e.signer.covers(*stored_at)) {
+      return Status(ErrorCode::kInvalidArgument, "material record stored at " + record.stored_at + " relayed by " +
+                                                     e.signer.str() + ", which does not cover it");
+    }
+    TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
+        "INSERT OR IGNORE INTO subtree_materials (hash, holder, kind, stored_at, payload, received_ms)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+    stmt.bind(1, record.hash).bind(2, record.holder).bind(3, record.kind).bind(4, record.stored_at);
+    stmt.bind(5, e.payload).bind(6, env.clock->now());
+    TB_RETURN_IF_ERROR(stmt.run());
+    if (db->changes() == 0 || !uplink) return Status::ok();
+    return enqueueInTransaction(kMaterialRecordKind, e.payload).status();
+  }
+
+  // Rules flow down by pull: ask the parent whether it holds a newer catalogue. Children ask us
+  // the same way, so a new version spreads one level per poll interval at most.
+  void pollCatalogue() {
+    const auto parent = self().parent();
+    if (!parent || catalogue_request_in_flight || stopped) return;
+    catalogue_request_in_flight = true;
+    env.transport->request(catalogueSubject(*parent), encodeCatalogueRequest(catalogue->version()),
+                           kCatalogueRequestTimeoutMs, [this, alive = alive](Result<Bytes> reply) {
+                             if (!*alive) return;
+                             catalogue_request_in_flight = false;
+                             if (!reply || reply->empty()) return;  // unreachable, or nothing newer
+                             auto newer = catalogue->offer(*reply, env.clock->now());
+                             if (!newer) {
+                               spdlog::warn("[{}] refused a catalogue from {}: {}", self().str(),
+                                            self().parent()->str(), newer.status().toString());
+                             } else if (*newer) {
+                               spdlog::info("[{}] catalogue version {} received", self().str(), catalogue->version());
+                             }
+                           });
+  }
+
+  void scheduleCataloguePoll(DurationMs delay) {
+    catalogue_timer = env.clock->schedule(delay, [this] {
+      catalogue_timer = 0;
+      if (stopped) return;
+      pollCatalogue();
+      scheduleCataloguePoll(options.catalogue_poll_ms);
+    });
+  }
+
+  void answerCatalogue(const InboundMessage& m) {
+    auto have = decodeCatalogueRequest(m.data);
+    if (!have) return;  // garbage: nothing to say
+    const bool newer = catalogue->version() > *have;
+    (void)env.transport->reply(m, newer ? catalogue->currentSealed() : Bytes{});
+  }
+
+  void scheduleLightScan() {
+    lights_timer = env.clock->schedule(options.cases.light_scan_interval_ms, [this] {
+      lights_timer = 0;
+      if (stopped) return;
+      auto recorded = cases->scanLights(env.clock->now());
+      if (!recorded) spdlog::error("[{}] light scan failed: {}", self().str(), recorded.status().toString());
+      scheduleLightScan();
+    });
+  }
+
+  Status publishCatalogueFile() {
+    std::ifstream in(options.catalogue_file);
+    if (!in) return Status(ErrorCode::kIo, "cannot read catalogue file " + options.catalogue_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto parsed = parseCatalogueJson(text.str(), 0, env.clock->now());
+    if (!parsed) return parsed.status().withContext("catalogue file " + options.catalogue_file);
+    auto version = catalogue->publish(options.identity, std::move(parsed).value(), env.clock->now());
+    if (!version && version.status().code() == ErrorCode::kAlreadyExists) return Status::ok();
+    if (!version) return version.status();
+    spdlog::info("[{}] published catalogue version {} from {}", self().str(), *version, options.catalogue_file);
+    return Status::ok();
   }
 
   Status ensureJoinEnqueued() {
@@ -151,8 +299,12 @@ struct Node::Impl {
   void stop() {
     if (stopped) return;
     stopped = true;
+    *alive = false;
     if (heartbeat_timer) env.clock->cancel(heartbeat_timer);
+    if (catalogue_timer) env.clock->cancel(catalogue_timer);
+    if (lights_timer) env.clock->cancel(lights_timer);
     if (status_subscription) env.transport->unsubscribe(status_subscription);
+    if (catalogue_subscription) env.transport->unsubscribe(catalogue_subscription);
     if (uplink) uplink->stop();
     if (downlink) downlink->stop();
   }
@@ -196,6 +348,9 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
   }
 
   registerFederationKinds(impl->kinds);
+  registerCatalogueKind(impl->kinds);
+  impl->kinds.add(kCaseEventKind, {"case-event", Direction::kUpToParent, /*durable=*/true});
+  impl->kinds.add(kMaterialRecordKind, {"material-record", Direction::kUpToParent, /*durable=*/true});
   TB_ASSIGN_OR_RETURN(auto verifier, Verifier::create(impl->options.identity.root_certificate, &impl->kinds));
   impl->verifier.emplace(std::move(verifier));
   for (size_t i = 0; i < impl->options.revocations.size(); ++i) {
@@ -205,13 +360,42 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
 
   impl->started_at_ms = env.clock->now();
   Impl* raw = impl.get();
+  const bool has_parent = impl->self().parent().has_value();
+  MaterialStore::EnqueueUp enqueue_up;
+  if (has_parent) {
+    enqueue_up = [raw](MessageKind kind, const Bytes& payload) { return raw->enqueueInTransaction(kind, payload); };
+  }
+  TB_ASSIGN_OR_RETURN(auto catalogue, CatalogueStore::open(*impl->db, *impl->verifier, impl->self()));
+  impl->catalogue.emplace(std::move(catalogue));
+  TB_ASSIGN_OR_RETURN(auto materials, MaterialStore::open(*impl->db, impl->options.data_dir + "/materials",
+                                                          impl->options.identity, enqueue_up));
+  impl->materials.emplace(std::move(materials));
+  impl->notifier = std::make_unique<LogNotifier>(code);
+  TB_ASSIGN_OR_RETURN(auto cases, CaseService::open(*impl->db, impl->self(), *impl->catalogue, impl->options.calendar,
+                                                    *impl->materials, enqueue_up, impl->options.cases,
+                                                    impl->notifier.get()));
+  impl->cases.emplace(std::move(cases));
+  if (!impl->options.catalogue_file.empty()) {
+    if (has_parent) {
+      return Status(ErrorCode::kInvalidArgument, "only the city publishes a catalogue_file; " + code + " receives it");
+    }
+    TB_RETURN_IF_ERROR(impl->publishCatalogueFile());
+  }
   impl->downlink = std::make_unique<Downlink>(impl->options.identity, *impl->db, *impl->receipts, *impl->verifier,
                                               *env.clock, *env.transport, env.observer);
   TB_RETURN_IF_ERROR(impl->downlink->start());
+  impl->downlink->registerApplier(kCaseEventKind, [raw](const OpenedEnvelope& e) { return raw->applyCaseEvent(e); });
+  impl->downlink->registerApplier(kMaterialRecordKind,
+                                  [raw](const OpenedEnvelope& e) { return raw->applyMaterialRecord(e); });
   auto sub = env.transport->subscribe(statusSubject(impl->self()),
                                       [raw](const InboundMessage& m) { raw->answerStatus(m); });
   if (!sub) return sub.status().withContext("subscribing to " + statusSubject(impl->self()));
   impl->status_subscription = *sub;
+  auto catalogue_sub = env.transport->subscribe(catalogueSubject(impl->self()),
+                                                [raw](const InboundMessage& m) { raw->answerCatalogue(m); });
+  if (!catalogue_sub) return catalogue_sub.status().withContext("subscribing to " + catalogueSubject(impl->self()));
+  impl->catalogue_subscription = *catalogue_sub;
+  impl->scheduleLightScan();
 
   if (impl->self().parent()) {
     impl->uplink = std::make_unique<Uplink>(impl->options.identity, *impl->db, *impl->outbox, *impl->verifier,
@@ -220,6 +404,7 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
     TB_RETURN_IF_ERROR(impl->uplink->start());
     TB_RETURN_IF_ERROR(impl->ensureJoinEnqueued());
     impl->scheduleHeartbeat();
+    impl->scheduleCataloguePoll(0);
   }
   spdlog::info("[{}] node {} ({}) started, data in {}", code, impl->options.identity.name,
                levelName(impl->self().level()), impl->options.data_dir);
@@ -232,6 +417,15 @@ Result<NodeStatusMsg> Node::status() { return impl_->buildStatus(); }
 Result<uint64_t> Node::outboxDepth() { return impl_->outbox->depth(); }
 Result<bool> Node::joined() { return impl_->joined(); }
 Database& Node::database() { return *impl_->db; }
+CatalogueStore& Node::catalogue() { return *impl_->catalogue; }
+CaseService& Node::cases() { return *impl_->cases; }
+MaterialStore& Node::materials() { return *impl_->materials; }
+Clock& Node::clock() { return *impl_->env.clock; }
+Result<uint64_t> Node::subtreeEventCount() {
+  TB_ASSIGN_OR_RETURN(auto stmt, impl_->db->prepare("SELECT COUNT(*) FROM subtree_case_events"));
+  TB_ASSIGN_OR_RETURN(bool row, stmt.step());
+  return row ? static_cast<uint64_t>(stmt.columnInt64(0)) : 0;
+}
 std::optional<UplinkState> Node::uplinkState() const {
   if (!impl_->uplink) return std::nullopt;
   return impl_->uplink->state();

@@ -16,6 +16,10 @@
 #include "federation/transport/random.h"
 #include "federation/transport/transport.h"
 #include "federation/trust/keys.h"
+#include "node/calendar/calendar.h"
+#include "node/cases/cases.h"
+#include "node/catalogue/catalogue.h"
+#include "node/materials/materials.h"
 
 namespace tongban {
 
@@ -29,6 +33,13 @@ struct NodeOptions {
   // SignedKeyRevocation documents to enforce from the start (a lost laptop's key). Each is
   // verified against the root; an invalid one stops the node with the reason.
   std::vector<Bytes> revocations;
+  // Working days for deadlines (data/calendar-2026.json and later years).
+  WorkingCalendar calendar;
+  // City only: the catalogue file to publish at start when its content changed.
+  std::string catalogue_file;
+  // How often a node asks its parent for a newer catalogue (also right after start).
+  DurationMs catalogue_poll_ms = 60 * 1000;
+  CaseSettings cases;
 };
 
 // The seams the node runs on: real ones in the daemon, virtual ones in the simulator.
@@ -61,6 +72,14 @@ class Node {
   Database& database();
   // The uplink's counters and link state; nullopt for the city (it has no parent).
   std::optional<UplinkState> uplinkState() const;
+
+  // The service hall on this node.
+  CatalogueStore& catalogue();
+  CaseService& cases();
+  MaterialStore& materials();
+  Clock& clock();
+  // How many case events / material records of its subtree this node has received.
+  Result<uint64_t> subtreeEventCount();
 
   struct Impl;
  private:

@@ -1,0 +1,176 @@
+// Cases (办件): an application from intake to conclusion, with every step recorded with its
+// responsible person and time, deadlines in working days, supplement pauses, joint reviews,
+// yellow/red lights, and citizen evaluations. Every change is one SQLite transaction that also
+// enqueues the step's CaseEvent for the parent (supervision reads them upstream).
+//
+// States and the steps that move between them (role in brackets):
+//   intake [clerk] ──complete──▶ accepted          ──incomplete──▶ refused (不予受理, terminal)
+//   immediate items: accepted ──conclude──▶ concluded in the same transaction
+//   accepted ──undertake [undertaker]──▶ undertaken
+//   undertaken ──review [reviewer]──▶ reviewed    (joint items: one review per department;
+//                                                   all approve → reviewed, one denies → denied)
+//   reviewed ──approve [approver]──▶ approved  |  ──deny [approver]──▶ denied
+//   approved | denied ──conclude [clerk]──▶ concluded (terminal)
+//   accepted | undertaken ──supplement [clerk, undertaker, reviewer]──▶ supplement (clock paused)
+//   supplement ──resume [clerk]──▶ the state it left (deadline moved by the working days paused)
+// A node decides only items whose decide level is its own level or below it in the tree
+// (city = highest); other accepted cases wait for forwarding.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "federation/store/outbox.h"
+#include "node/calendar/calendar.h"
+#include "node/catalogue/catalogue.h"
+#include "node/materials/materials.h"
+#include "node/staff/staff.h"
+
+namespace tongban {
+
+enum class CaseState { kRefused, kAccepted, kUndertaken, kReviewed, kApproved, kDenied, kConcluded, kSupplement };
+const char* caseStateName(CaseState state);
+Result<CaseState> parseCaseState(const std::string& name);
+
+enum class Light { kNone, kGreen, kYellow, kRed };
+const char* lightName(Light light);
+
+// Message kind of a CaseEvent (durable, up, relayed to every ancestor).
+inline constexpr MessageKind kCaseEventKind = 100;
+
+// One step of one case as it travels upward (schema/node.capnp CaseEvent).
+struct CaseEventInfo {
+  std::string case_number;    // empty for a complaint against a unit
+  std::string origin;         // division whose node recorded it
+  std::string item_code;
+  std::string department;
+  std::string step;
+  std::string state;
+  std::string actor;
+  TimeMs at_ms = 0;
+  TimeMs accepted_at_ms = 0;
+  TimeMs deadline_ms = 0;
+  std::string note;
+  std::string detail;
+  uint32_t step_index = 0;
+};
+Bytes encodeCaseEvent(const CaseEventInfo& event);
+Result<CaseEventInfo> decodeCaseEvent(const Bytes& bytes);
+
+// Tells the responsible person that a case turned yellow or red. The node logs it (and the
+// event goes upward with the case); an SMS gateway can implement this later.
+class Notifier {
+ public:
+  virtual ~Notifier() = default;
+  virtual void notify(const std::string& case_number, Light light, const std::string& responsible,
+                      const std::string& message) = 0;
+};
+
+struct MaterialOffer {
+  std::string kind;
+  std::string hash;           // an uploaded material; empty: reuse the holder's material of that kind here
+};
+
+struct IntakeRequest {
+  std::string item_code;
+  std::string applicant_id;   // resident ID (GB 11643) or unified social credit code (GB 32100)
+  std::string applicant_name;
+  std::string contact;        // phone number or address for the result
+  std::vector<MaterialOffer> materials;
+  std::string note;
+};
+
+struct CaseStep {
+  uint32_t index = 0;
+  std::string step;
+  std::string actor;
+  TimeMs at_ms = 0;
+  std::string note;
+  std::string detail;
+};
+
+struct CaseRecord {
+  std::string number;
+  std::string item_code;
+  std::string item_name;
+  std::string department;
+  ItemKind kind = ItemKind::kCommitted;
+  std::string applicant_id;
+  std::string applicant_name;
+  std::string contact;
+  CaseState state = CaseState::kAccepted;
+  CaseState paused_from = CaseState::kAccepted;   // meaningful in kSupplement
+  TimeMs accepted_ms = 0;
+  TimeMs deadline_ms = 0;     // 0: none (refused)
+  TimeMs concluded_ms = 0;
+  TimeMs paused_ms = 0;       // when the current supplement began (0: not paused)
+  std::string decided_at;     // level that decides it ("district")
+  std::string refusal_notice; // 一次性告知: every missing or invalid material, for a refused case
+  Light light = Light::kNone;
+  std::string evaluation;     // "", satisfied, basically_satisfied, unsatisfied
+  std::vector<CaseStep> steps;
+  std::vector<std::pair<std::string, std::string>> reviews;  // joint: department → approve/deny
+  std::vector<std::string> material_hashes;
+};
+
+struct StepRequest {
+  std::string step;           // undertake, review, approve, deny, conclude, supplement, resume
+  std::string note;
+  std::string department;     // joint reviews
+  std::string decision;       // joint reviews: approve | deny
+};
+
+struct CaseSettings {
+  int yellow_working_days = 1;     // yellow when at most this many working days remain
+  DurationMs light_scan_interval_ms = 60 * 1000;
+};
+
+class CaseService {
+ public:
+  // `enqueue_up` enqueues a payload of a kind for the parent inside the open transaction (the
+  // node provides it; null for the city, which has no parent).
+  using EnqueueUp = std::function<Result<uint64_t>(MessageKind kind, const Bytes& payload)>;
+
+  static Result<CaseService> open(Database& db, const DivisionCode& self, const CatalogueStore& catalogue,
+                                  const WorkingCalendar& calendar, MaterialStore& materials, EnqueueUp enqueue_up,
+                                  CaseSettings settings = {}, Notifier* notifier = nullptr);
+
+  // Intake at the window. Refuses with kInvalidArgument (and records nothing) when the request
+  // itself is malformed or the item may not be accepted at this level (the message says where
+  // to apply). A well-formed application with missing or invalid materials is recorded as a
+  // refused case whose notice lists every problem at once (一次性告知).
+  Result<CaseRecord> submit(const IntakeRequest& request, const Principal& clerk, TimeMs now);
+
+  // Moves a case one step. Illegal transitions and missing roles get kFailedPrecondition /
+  // kUnauthorized with a message naming the state, the step and the role needed.
+  Result<CaseRecord> step(const std::string& number, const StepRequest& request, const Principal& actor, TimeMs now);
+
+  // Citizen evaluation of a concluded case (once): satisfied | basically_satisfied | unsatisfied.
+  Result<CaseRecord> evaluate(const std::string& number, const std::string& grade, TimeMs now);
+  // A complaint against a case (number) or a unit (department), recorded and sent upward.
+  Status complain(const std::string& number, const std::string& department, const std::string& text, TimeMs now);
+
+  Result<CaseRecord> get(const std::string& number);
+  // Open or all cases, newest first; filter by state and/or light ("" = any).
+  Result<std::vector<CaseRecord>> list(const std::string& state, const std::string& light, size_t limit, TimeMs now);
+  // Open cases whose light is yellow or red now.
+  Result<std::vector<CaseRecord>> warnings(TimeMs now);
+
+  // Records every transition into yellow or red that has happened by `now` (each once per
+  // case) and enqueues its event. Returns how many transitions were recorded. The node calls
+  // it from a timer.
+  Result<int> scanLights(TimeMs now);
+
+  Light lightOf(const CaseRecord& c, TimeMs now) const;
+  const CaseSettings& settings() const { return settings_; }
+
+  struct Impl;
+ private:
+  explicit CaseService(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<Impl> impl_;
+  CaseSettings settings_;
+};
+
+}  // namespace tongban

@@ -1,0 +1,75 @@
+@0x9ce57a73e35e4544;
+# Messages of the node layer: the service catalogue (published by the city, flows down) and the
+# records that flow up (case events, material records). Kinds and subjects: docs/protocol.md.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("tongban::wire");
+
+# kind 101 (from root): one version of the whole catalogue, sealed by the city.
+struct Catalogue {
+  version @0 :UInt64;          # strictly increasing; a node keeps the highest it has verified
+  publishedAtMs @1 :Int64;
+  materialKinds @2 :List(MaterialKind);
+  items @3 :List(CatalogueItem);
+}
+
+struct MaterialKind {
+  code @0 :Text;
+  name @1 :Text;
+}
+
+struct CatalogueItem {
+  code @0 :Text;
+  name @1 :Text;
+  nameEn @2 :Text;
+  department @3 :Text;
+  kind @4 :Text;               # immediate | committed | joint | upward
+  decideLevel @5 :UInt8;       # 1 city .. 4 village
+  acceptLevels @6 :List(UInt8);
+  legalDays @7 :Int32;
+  committedDays @8 :Int32;
+  feeFen @9 :Int64;            # fee in fen (0.01 CNY)
+  legalBasis @10 :Text;
+  materials @11 :List(Text);   # material kind codes required
+  jointDepartments @12 :List(Text);
+  issues @13 :Text;            # credential kind issued on approval
+  contact @14 :Text;
+}
+
+# kind 100 (durable, up, relayed to every ancestor): one step of one case.
+struct CaseEvent {
+  caseNumber @0 :Text;         # <accepting division>-<8-digit per-node sequence>
+  origin @1 :Text;             # division whose node recorded the event
+  itemCode @2 :Text;
+  department @3 :Text;
+  step @4 :Text;               # submit, accept, refuse, undertake, review, approve, deny, conclude,
+                               # supplement, resume, yellow, red, evaluate, complain
+  state @5 :Text;              # the case's state after the step
+  actor @6 :Text;              # authenticated username (or "citizen" / "system")
+  atMs @7 :Int64;
+  acceptedAtMs @8 :Int64;
+  deadlineMs @9 :Int64;        # 0 when not applicable
+  note @10 :Text;
+  detail @11 :Text;            # step-specific: evaluation grade, review department, missing materials
+  stepIndex @12 :UInt32;       # position of the step in the case's history (0-based)
+}
+
+# kind 102 (durable, up, relayed): a material's metadata; the file itself stays where it was
+# uploaded and is fetched on demand by hash.
+struct MaterialRecord {
+  hash @0 :Text;               # SHA-256 hex of the file
+  kind @1 :Text;
+  holder @2 :Text;             # applicant ID the material belongs to
+  sizeBytes @3 :UInt64;
+  contentType @4 :Text;
+  storedAt @5 :Text;           # division holding the file
+  verifiedBy @6 :Text;         # clerk who checked it against the original
+  verifiedAtMs @7 :Int64;
+  seal @8 :Data;               # the storing node's Ed25519 signature over "hash|kind|holder"
+}
+
+# Request on tb.<parent>.catalogue: "I have this version". The reply is the parent's sealed
+# catalogue (kind 101, signed by the city) if it holds a newer one, or empty bytes if not.
+struct CatalogueRequest {
+  haveVersion @0 :UInt64;
+}

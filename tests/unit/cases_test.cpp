@@ -1,0 +1,346 @@
+// The service hall's case rules on a real SQLite file: intake and its one-time notice, every
+// legal and illegal step, supplement pauses, joint reviews, lights and evaluations.
+#include "node/cases/cases.h"
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "federation/store/outbox.h"
+#include "federation/trust/certificate.h"
+#include "tests/support/temp_dir.h"
+
+namespace tongban {
+namespace {
+
+constexpr TimeMs kMonday0900 = 1795395600000LL;  // 2026-11-23 09:00 CST, a Monday
+constexpr TimeMs kDay = 24LL * 3600 * 1000;
+const char* kPersonId = "11010519491231002X";      // published GB 11643 sample
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Principal staff(const std::string& name, std::vector<Role> roles) { return Principal{name, name, std::move(roles)}; }
+
+class CaseTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open("440604000000"); }
+
+  // A node of `code` with the sample catalogue published by the city and received here.
+  void open(const std::string& code) {
+    auto city_code = DivisionCode::parse("440600000000").value();
+    std::array<uint8_t, 32> seed{};
+    seed.fill(1);
+    city_ = createRootIdentity(city_code, "佛山市", KeyPair::fromSeed(seed), 0, kMonday0900 + 400 * kDay).value();
+    self_ = DivisionCode::parse(code).value();
+    identity_ = city_;
+    if (self_ != city_code) {
+      seed.fill(2);
+      auto district = issueChildIdentity(city_, DivisionCode::parse("440604000000").value(), "禅城区",
+                                         KeyPair::fromSeed(seed), 2, 0, kMonday0900 + 400 * kDay).value();
+      identity_ = district;
+      if (self_.level() == Level::kTown) {
+        seed.fill(3);
+        identity_ = issueChildIdentity(district, self_, "祖庙街道", KeyPair::fromSeed(seed), 3, 0, kMonday0900 + 400 * kDay).value();
+      }
+    }
+    registerCatalogueKind(kinds_);
+    verifier_.emplace(Verifier::create(city_.root_certificate, &kinds_).value());
+    db_ = Database::open({dir_.file(code + ".db"), Synchronous::kOff}).value();
+    outbox_.emplace(Outbox::open(*db_).value());
+
+    // The city publishes; this node receives the sealed document (as it would from its parent).
+    city_db_ = Database::open({dir_.file("city-" + code + ".db"), Synchronous::kOff}).value();
+    auto city_store = CatalogueStore::open(*city_db_, *verifier_, city_code).value();
+    auto parsed = parseCatalogueJson(readFile(std::string(TONGBAN_SOURCE_DIR) + "/data/catalog.json"), 0, kMonday0900);
+    ASSERT_TRUE(parsed.isOk()) << parsed.status().toString();
+    ASSERT_EQ(city_store.publish(city_, *parsed, kMonday0900).value(), 1u);
+    catalogue_.emplace(CatalogueStore::open(*db_, *verifier_, self_).value());
+    ASSERT_TRUE(catalogue_->offer(city_store.currentSealed(), kMonday0900).value());
+
+    calendar_ = WorkingCalendar::loadFile(std::string(TONGBAN_SOURCE_DIR) + "/data/calendar-2026.json").value();
+    auto enqueue = [this](MessageKind kind, const Bytes& payload) -> Result<uint64_t> {
+      auto seq = outbox_->enqueue(kind, "440600000000", payload, kMonday0900);
+      if (seq && kind == kCaseEventKind) events_.push_back(decodeCaseEvent(payload).value());
+      return seq;
+    };
+    materials_.emplace(MaterialStore::open(*db_, dir_.file("materials-" + code), identity_, enqueue).value());
+    cases_.emplace(CaseService::open(*db_, self_, *catalogue_, calendar_, *materials_, enqueue).value());
+  }
+
+  std::string upload(const std::string& kind, const std::string& content, const std::string& holder = kPersonId) {
+    auto r = materials_->put(toBytes(content), kind, holder, "image/jpeg", "clerk1", kMonday0900);
+    EXPECT_TRUE(r.isOk()) << r.status().toString();
+    return r.isOk() ? r->hash : "";
+  }
+
+  IntakeRequest request(const std::string& item, bool with_materials = true) {
+    IntakeRequest r{item, kPersonId, "张三", "13800000000", {}, ""};
+    if (with_materials) {
+      for (const auto& kind : catalogue_->current()->find(item)->materials) {
+        r.materials.push_back({kind, upload(kind, "scan of " + kind)});
+      }
+    }
+    return r;
+  }
+
+  Result<CaseRecord> submit(const std::string& item, TimeMs at = kMonday0900) {
+    return cases_->submit(request(item), clerk_, at);
+  }
+
+  Result<CaseRecord> step(const std::string& number, const std::string& name, const Principal& who, TimeMs at = kMonday0900,
+                          const std::string& department = "", const std::string& decision = "") {
+    return cases_->step(number, StepRequest{name, "", department, decision}, who, at);
+  }
+
+  // Drives a new CG-0101 (shop sign, decided at district) case into `state`.
+  std::string caseIn(CaseState state) {
+    if (state == CaseState::kRefused) return cases_->submit(request("CG-0101", false), clerk_, kMonday0900)->number;
+    std::string n = submit("CG-0101")->number;
+    auto go = [&](const char* s, const Principal& p) { EXPECT_TRUE(step(n, s, p).isOk()) << s; };
+    switch (state) {
+      case CaseState::kAccepted: break;
+      case CaseState::kSupplement: go("supplement", clerk_); break;
+      case CaseState::kUndertaken: go("undertake", undertaker_); break;
+      case CaseState::kReviewed: go("undertake", undertaker_); go("review", reviewer_); break;
+      case CaseState::kApproved: go("undertake", undertaker_); go("review", reviewer_); go("approve", approver_); break;
+      case CaseState::kDenied: go("undertake", undertaker_); go("review", reviewer_); go("deny", approver_); break;
+      case CaseState::kConcluded:
+        go("undertake", undertaker_); go("review", reviewer_); go("approve", approver_); go("conclude", clerk_);
+        break;
+      default: break;
+    }
+    EXPECT_EQ(cases_->get(n)->state, state);
+    return n;
+  }
+
+  testing::TempDir dir_;
+  Identity city_, identity_;
+  DivisionCode self_;
+  KindRegistry kinds_;
+  std::optional<Verifier> verifier_;
+  std::unique_ptr<Database> db_, city_db_;
+  std::optional<Outbox> outbox_;
+  std::optional<CatalogueStore> catalogue_;
+  WorkingCalendar calendar_;
+  std::optional<MaterialStore> materials_;
+  std::optional<CaseService> cases_;
+  std::vector<CaseEventInfo> events_;
+  Principal clerk_ = staff("clerk1", {Role::kClerk});
+  Principal undertaker_ = staff("under1", {Role::kUndertaker});
+  Principal reviewer_ = staff("review1", {Role::kReviewer});
+  Principal approver_ = staff("approve1", {Role::kApprover});
+};
+
+TEST_F(CaseTest, ImmediateItemIsAcceptedAndConcludedOnTheSpot) {
+  auto c = submit("SI-0001");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->state, CaseState::kConcluded);
+  ASSERT_EQ(c->steps.size(), 2u);
+  EXPECT_EQ(c->steps[0].step, "accept");
+  EXPECT_EQ(c->steps[1].step, "conclude");
+  EXPECT_EQ(c->steps[1].actor, "clerk1");
+  EXPECT_EQ(c->number.rfind("440604000000-", 0), 0u);
+  EXPECT_EQ(events_.size(), 2u);
+  EXPECT_EQ(events_.back().state, "concluded");
+}
+
+TEST_F(CaseTest, MissingMaterialsAreAllListedInOneNotice) {
+  auto r = request("CG-0101", false);
+  r.materials.push_back({"sign_design", upload("sign_design", "design")});
+  r.materials.push_back({"site_photo", std::string(64, 'a')});  // never uploaded
+  auto c = cases_->submit(r, clerk_, kMonday0900);
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->state, CaseState::kRefused);
+  EXPECT_NE(c->refusal_notice.find("business_license"), std::string::npos) << c->refusal_notice;
+  EXPECT_NE(c->refusal_notice.find("lease_contract"), std::string::npos) << c->refusal_notice;
+  EXPECT_NE(c->refusal_notice.find("never uploaded"), std::string::npos) << c->refusal_notice;
+  EXPECT_EQ(c->refusal_notice.find("sign_design"), std::string::npos) << "the valid material is not listed";
+  EXPECT_EQ(events_.back().step, "refuse");
+}
+
+TEST_F(CaseTest, AnItemThisLevelMayNotAcceptSaysWhereToApply) {
+  open("440604001000");  // a town
+  auto c = submit("CG-0133");  // road excavation: district only
+  ASSERT_FALSE(c.isOk());
+  EXPECT_EQ(c.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(c.status().message().find("accepted at district"), std::string::npos) << c.status().message();
+}
+
+TEST_F(CaseTest, MalformedApplicationsAreRefusedWithoutRecordingACase) {
+  auto bad_id = request("SI-0001");
+  bad_id.applicant_id = "110105194912310021";
+  EXPECT_EQ(cases_->submit(bad_id, clerk_, kMonday0900).status().code(), ErrorCode::kInvalidArgument);
+  auto no_contact = request("SI-0001");
+  no_contact.contact = "";
+  EXPECT_EQ(cases_->submit(no_contact, clerk_, kMonday0900).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(cases_->submit(request("XX-9999", false), clerk_, kMonday0900).status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(cases_->submit(request("SI-0001"), approver_, kMonday0900).status().code(), ErrorCode::kUnauthorized);
+  EXPECT_TRUE(cases_->list("", "", 100, kMonday0900)->empty());
+}
+
+TEST_F(CaseTest, CommittedCaseWalksEveryStepWithItsResponsiblePerson) {
+  auto c = submit("CG-0101");
+  ASSERT_TRUE(c.isOk());
+  EXPECT_EQ(c->state, CaseState::kAccepted);
+  // 5 working days from Monday 2026-11-23: due at the end of Monday 2026-11-30.
+  EXPECT_EQ(CivilDate::fromTimeMs(c->deadline_ms - 1).toString(), "2026-11-30");
+  ASSERT_TRUE(step(c->number, "undertake", undertaker_).isOk());
+  ASSERT_TRUE(step(c->number, "review", reviewer_).isOk());
+  ASSERT_TRUE(step(c->number, "approve", approver_).isOk());
+  auto done = step(c->number, "conclude", clerk_, kMonday0900 + 2 * kDay);
+  ASSERT_TRUE(done.isOk()) << done.status().toString();
+  EXPECT_EQ(done->state, CaseState::kConcluded);
+  std::vector<std::pair<std::string, std::string>> who;
+  for (const auto& s : done->steps) who.emplace_back(s.step, s.actor);
+  EXPECT_EQ(who, (std::vector<std::pair<std::string, std::string>>{
+                     {"accept", "clerk1"}, {"undertake", "under1"}, {"review", "review1"}, {"approve", "approve1"},
+                     {"conclude", "clerk1"}}));
+  EXPECT_EQ(done->material_hashes.size(), 4u);
+  EXPECT_EQ(events_.size(), 5u);
+}
+
+TEST_F(CaseTest, EveryStepIsLegalOnlyFromItsStates) {
+  const std::map<std::string, std::set<CaseState>> legal = {
+      {"undertake", {CaseState::kAccepted}},
+      {"review", {CaseState::kUndertaken}},
+      {"approve", {CaseState::kReviewed}},
+      {"deny", {CaseState::kReviewed}},
+      {"conclude", {CaseState::kApproved, CaseState::kDenied}},
+      {"supplement", {CaseState::kAccepted, CaseState::kUndertaken}},
+      {"resume", {CaseState::kSupplement}},
+  };
+  // Someone holding every role, so only the state decides.
+  Principal all = staff("all", {Role::kClerk, Role::kUndertaker, Role::kReviewer, Role::kApprover});
+  for (CaseState from : {CaseState::kRefused, CaseState::kAccepted, CaseState::kUndertaken, CaseState::kReviewed,
+                         CaseState::kApproved, CaseState::kDenied, CaseState::kConcluded, CaseState::kSupplement}) {
+    for (const auto& [name, states] : legal) {
+      std::string n = caseIn(from);
+      auto r = step(n, name, all);
+      if (states.count(from)) {
+        EXPECT_TRUE(r.isOk()) << name << " from " << caseStateName(from) << ": " << r.status().toString();
+      } else {
+        ASSERT_FALSE(r.isOk()) << name << " from " << caseStateName(from) << " was allowed";
+        EXPECT_EQ(r.status().code(), ErrorCode::kFailedPrecondition);
+        EXPECT_NE(r.status().message().find(std::string("is ") + caseStateName(from)), std::string::npos)
+            << r.status().message();
+        EXPECT_EQ(cases_->get(n)->state, from) << "a refused step changed nothing";
+      }
+    }
+  }
+  EXPECT_EQ(step(caseIn(CaseState::kAccepted), "teleport", all).status().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(CaseTest, AClerkCannotApproveAndTheResponsiblePersonComesFromTheSession) {
+  std::string n = caseIn(CaseState::kReviewed);
+  auto r = step(n, "approve", clerk_);
+  ASSERT_FALSE(r.isOk());
+  EXPECT_EQ(r.status().code(), ErrorCode::kUnauthorized);
+  EXPECT_NE(r.status().message().find("approver"), std::string::npos) << r.status().message();
+  EXPECT_EQ(cases_->get(n)->steps.back().actor, "review1");
+}
+
+TEST_F(CaseTest, SupplementPausesTheClockAndResumeMovesTheDeadlineByThePausedWorkingDays) {
+  auto c = submit("CG-0101");  // due 2026-11-30
+  ASSERT_TRUE(step(c->number, "supplement", clerk_, kMonday0900 + 1 * kDay).isOk());        // Tue 11-24
+  EXPECT_EQ(cases_->lightOf(*cases_->get(c->number), kMonday0900 + 30 * kDay), Light::kGreen) << "paused, never red";
+  auto resumed = step(c->number, "resume", clerk_, kMonday0900 + 3 * kDay);                 // Thu 11-26
+  ASSERT_TRUE(resumed.isOk()) << resumed.status().toString();
+  EXPECT_EQ(resumed->state, CaseState::kAccepted);
+  EXPECT_EQ(CivilDate::fromTimeMs(resumed->deadline_ms - 1).toString(), "2026-12-02");  // +2 working days
+  EXPECT_EQ(resumed->steps.back().detail, "paused 2 working days");
+}
+
+TEST_F(CaseTest, JointItemNeedsEveryDepartmentAndOneDenialDenies) {
+  auto c = submit("WH-0007");  // culture, health, fire
+  ASSERT_TRUE(c.isOk());
+  ASSERT_TRUE(step(c->number, "undertake", undertaker_).isOk());
+  const auto& deps = catalogue_->current()->find("WH-0007")->joint_departments;
+  ASSERT_EQ(deps.size(), 3u);
+  EXPECT_EQ(step(c->number, "review", reviewer_, kMonday0900, deps[0], "approve")->state, CaseState::kUndertaken);
+  EXPECT_EQ(step(c->number, "review", reviewer_, kMonday0900, deps[0], "approve").status().code(),
+            ErrorCode::kFailedPrecondition) << "one review per department";
+  EXPECT_EQ(step(c->number, "review", reviewer_, kMonday0900, "税务 tax", "approve").status().code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(step(c->number, "review", reviewer_, kMonday0900, deps[1], "approve")->state, CaseState::kUndertaken);
+  EXPECT_EQ(step(c->number, "review", reviewer_, kMonday0900, deps[2], "approve")->state, CaseState::kReviewed);
+  EXPECT_EQ(cases_->get(c->number)->reviews.size(), 3u);
+
+  auto d = submit("WH-0007");
+  ASSERT_TRUE(step(d->number, "undertake", undertaker_).isOk());
+  EXPECT_EQ(step(d->number, "review", reviewer_, kMonday0900, deps[2], "deny")->state, CaseState::kDenied);
+}
+
+TEST_F(CaseTest, YellowAndRedAreEachRecordedOnceAndSentUpward) {
+  auto c = submit("CG-0101");  // due end of Mon 2026-11-30
+  EXPECT_EQ(cases_->scanLights(kMonday0900 + 1 * kDay).value(), 0);  // Tue: 4 working days left
+  const TimeMs friday = kMonday0900 + 4 * kDay;                        // 1 working day left
+  EXPECT_EQ(cases_->lightOf(*cases_->get(c->number), friday), Light::kYellow);
+  EXPECT_EQ(cases_->scanLights(friday).value(), 1);
+  EXPECT_EQ(cases_->scanLights(friday + 3600 * 1000).value(), 0) << "recorded once";
+  const TimeMs overdue = kMonday0900 + 8 * kDay;                       // Tue 12-01
+  EXPECT_EQ(cases_->warnings(overdue)->size(), 1u);
+  EXPECT_EQ(cases_->scanLights(overdue).value(), 1);
+  EXPECT_EQ(cases_->scanLights(overdue + kDay).value(), 0);
+  std::vector<std::string> lights;
+  for (const auto& e : events_) {
+    if (e.step == "yellow" || e.step == "red") lights.push_back(e.step);
+  }
+  EXPECT_EQ(lights, (std::vector<std::string>{"yellow", "red"}));
+  EXPECT_EQ(cases_->list("", "red", 10, overdue)->size(), 1u);
+}
+
+TEST_F(CaseTest, ACaseFirstSeenOverdueRecordsYellowThenRed) {
+  auto c = submit("CG-0101");
+  EXPECT_EQ(cases_->scanLights(kMonday0900 + 20 * kDay).value(), 2);
+  auto steps = cases_->get(c->number)->steps;
+  ASSERT_GE(steps.size(), 3u);
+  EXPECT_EQ(steps[steps.size() - 2].step, "yellow");
+  EXPECT_EQ(steps.back().step, "red");
+}
+
+TEST_F(CaseTest, EvaluationOnlyOnceAndOnlyForConcludedCases) {
+  std::string open_case = caseIn(CaseState::kAccepted);
+  EXPECT_EQ(cases_->evaluate(open_case, "satisfied", kMonday0900).status().code(), ErrorCode::kFailedPrecondition);
+  std::string done = caseIn(CaseState::kConcluded);
+  EXPECT_EQ(cases_->evaluate(done, "delighted", kMonday0900).status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(cases_->evaluate(done, "basically_satisfied", kMonday0900)->evaluation, "basically_satisfied");
+  EXPECT_EQ(cases_->evaluate(done, "unsatisfied", kMonday0900).status().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(events_.back().step, "evaluate");
+  EXPECT_TRUE(cases_->complain(done, "", "the window was closed at 15:00", kMonday0900).isOk());
+  EXPECT_EQ(events_.back().step, "complain");
+}
+
+TEST_F(CaseTest, AHoldersMaterialsAreReusedWithoutUploadingAgain) {
+  upload("id_card", "front and back of the ID card");
+  IntakeRequest bare{"SI-0001", kPersonId, "张三", "13800000000", {}, ""};
+  auto first = cases_->submit(bare, clerk_, kMonday0900);
+  auto second = cases_->submit(bare, clerk_, kMonday0900 + 1000);
+  ASSERT_TRUE(first.isOk());
+  ASSERT_TRUE(second.isOk());
+  EXPECT_EQ(first->state, CaseState::kConcluded);
+  EXPECT_EQ(second->state, CaseState::kConcluded);
+  EXPECT_EQ(first->material_hashes, second->material_hashes);
+  EXPECT_NE(first->number, second->number);
+  IntakeRequest stranger = bare;
+  stranger.applicant_id = "440604199001010579";
+  EXPECT_EQ(cases_->submit(stranger, clerk_, kMonday0900)->state, CaseState::kRefused) << "no reuse across holders";
+}
+
+TEST_F(CaseTest, ATownDoesNotDecideADistrictItem) {
+  open("440604001000");
+  auto c = submit("CG-0101");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  auto r = step(c->number, "undertake", undertaker_);
+  EXPECT_EQ(r.status().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(r.status().message().find("decided at district"), std::string::npos) << r.status().message();
+}
+
+}  // namespace
+}  // namespace tongban
