@@ -12,8 +12,8 @@
 #include "node/cli/commands.h"
 #include "simulations/scenarios/tree_scenario.h"
 
-#ifndef TONGBAN_DEFAULT_TOPOLOGY
-#define TONGBAN_DEFAULT_TOPOLOGY "data/foshan.json"
+#ifndef TONGBAN_DATA_DIR
+#define TONGBAN_DATA_DIR "data"
 #endif
 
 namespace tongban::cli {
@@ -23,7 +23,10 @@ namespace {
 struct SimArgs {
   uint64_t seed = 0;
   std::string seeds;
-  std::string topology = TONGBAN_DEFAULT_TOPOLOGY;
+  std::string topology = TONGBAN_DATA_DIR "/foshan.json";
+  std::string calendar = TONGBAN_DATA_DIR "/calendar-2026.json";
+  std::string catalogue = TONGBAN_DATA_DIR "/catalog.json";
+  int workload_minutes = 2;
   size_t districts = 1, towns = 1, villages = 2;
   double hours = 1.0;
   int heal_minutes = 20;
@@ -43,7 +46,7 @@ std::string replayCommand(const SimArgs& a, uint64_t seed) {
   std::ostringstream s;
   s << "tongban sim --seed " << seed << " --topology " << a.topology << " --districts " << a.districts << " --towns "
     << a.towns << " --villages " << a.villages << " --hours " << a.hours << " --heal-minutes " << a.heal_minutes
-    << (a.no_faults ? " --no-faults" : "");
+    << " --workload-minutes " << a.workload_minutes << (a.no_faults ? " --no-faults" : "");
   return s.str();
 }
 
@@ -90,6 +93,9 @@ int runSim(SimArgs a) {
     o.heal_bound_ms = static_cast<DurationMs>(a.heal_minutes) * 60 * 1000;
     o.work_dir = a.work_dir + "/seed-" + std::to_string(seed);
     o.inject_faults = !a.no_faults;
+    o.calendar_file = a.calendar;
+    o.catalogue_file = a.catalogue;
+    o.workload_interval_ms = static_cast<DurationMs>(a.workload_minutes) * 60 * 1000;
     if (a.progress) o.progress = [](const std::string& line) { std::cerr << "  " << line << "\n"; };
     const TimeMs started = wallClockMs();
     sim::TreeScenarioResult r = sim::runTreeScenario(o);
@@ -109,7 +115,9 @@ int runSim(SimArgs a) {
     std::cout << "seed " << seed << ": " << (ok ? "PASS" : "FAIL") << " trace " << hex(r.trace_hash) << ", "
               << r.messages_applied << "/" << r.messages_enqueued << " messages applied once, "
               << r.duplicates_acknowledged << " re-deliveries ignored, " << r.crashes << " crashes, " << r.partitions
-              << " partitions, " << r.network_drops << " drops; converged "
+              << " partitions, " << r.network_drops << " drops, " << r.cases_submitted << " applications, "
+              << r.case_steps_taken << " steps, " << r.case_events_at_city << " case events at the city, catalogue v"
+              << r.catalogue_version << " everywhere; converged "
               << (r.converged_after_heal_ms >= 0 ? std::to_string(r.converged_after_heal_ms / 1000) + " s" : "never")
               << " after healing (" << took << " ms wall" << (ok ? determinism : "") << ")\n";
     if (ok) {
@@ -144,6 +152,9 @@ void registerSimCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--check-determinism", a.check_determinism, "Run each seed twice and require the same trace hash");
   cmd->add_flag("--progress", a.progress, "Print a progress line every 10 virtual minutes");
   cmd->add_flag("--no-faults", a.no_faults, "No partitions, crashes or message faults");
+  cmd->add_option("--calendar", a.calendar, "Working-day calendar file");
+  cmd->add_option("--catalogue", a.catalogue, "Catalogue the city publishes");
+  cmd->add_option("--workload-minutes", a.workload_minutes, "An application and a case step every N virtual minutes (0: none)");
   cmd->add_option("--work-dir", a.work_dir, "Where the simulated nodes' SQLite files go");
   cmd->callback([exit_code] { *exit_code = runSim(a); });
 }

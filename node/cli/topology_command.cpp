@@ -7,8 +7,8 @@
 #include "federation/division/division.h"
 #include "node/cli/commands.h"
 
-#ifndef TONGBAN_DEFAULT_TOPOLOGY
-#define TONGBAN_DEFAULT_TOPOLOGY "data/foshan.json"
+#ifndef TONGBAN_DATA_DIR
+#define TONGBAN_DATA_DIR "data"
 #endif
 
 namespace tongban::cli {
@@ -17,7 +17,7 @@ void registerTopologyCommand(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("topology", "Inspect a topology file");
   cmd->require_subcommand(1);
   auto* sample = cmd->add_subcommand("sample", "Print a sub-tree: code, level, parent, name per line");
-  static std::string file = TONGBAN_DEFAULT_TOPOLOGY;
+  static std::string file = TONGBAN_DATA_DIR "/foshan.json";
   static size_t districts = 1, towns = 1, villages = 2;
   sample->add_option("--topology", file, "Topology file (JSON)");
   sample->add_option("--districts", districts, "Districts to take (0: all)");

@@ -1,6 +1,9 @@
 #include "simulations/scenarios/tree_scenario.h"
 
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -16,6 +19,25 @@ namespace {
 // 2026-11-23 09:00 China Standard Time: the simulated network opens for business.
 constexpr TimeMs kSimulationStartMs = 1795395600000LL;
 constexpr DurationMs kMinute = 60 * 1000;
+
+// A valid resident ID number (GB 11643) for simulated applicant `n`: the check character is
+// computed, so the service hall's validation passes.
+std::string residentId(uint64_t n) {
+  char body[18];
+  std::snprintf(body, sizeof body, "44060419900101%03u", static_cast<unsigned>(n % 1000));
+  static const int kWeights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+  int sum = 0;
+  for (int i = 0; i < 17; ++i) sum += (body[i] - '0') * kWeights[i];
+  static const char kCheck[] = "10X98765432";
+  return std::string(body, 17) + kCheck[sum % 11];
+}
+
+std::string readWholeFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 std::array<uint8_t, 32> keySeed(Random& random) {
   std::array<uint8_t, 32> seed{};
@@ -91,6 +113,14 @@ class Scenario {
       : options_(options), world_(options.seed, kSimulationStartMs), checker_(world_, result_) {}
 
   TreeScenarioResult run() {
+    if (!options_.calendar_file.empty()) {
+      auto calendar = WorkingCalendar::loadFile(options_.calendar_file);
+      if (!calendar) {
+        result_.violations.push_back("setting up: " + calendar.status().toString());
+        return finish();
+      }
+      calendar_ = std::move(calendar).value();
+    }
     if (auto st = buildNodes(); !st.isOk()) {
       result_.violations.push_back("setting up: " + st.toString());
       return finish();
@@ -100,6 +130,7 @@ class Scenario {
       world_.faults() = NetworkFaults{0.05, 0.05, 1, 300};
       scheduleFaults(heal_at);
     }
+    if (options_.workload_interval_ms > 0 && !options_.catalogue_file.empty()) scheduleWorkload(heal_at);
     runTo(heal_at);
     heal();
     awaitConvergence(heal_at);
@@ -146,6 +177,9 @@ class Scenario {
     options.limits.request_timeout_ms = 2000;
     options.limits.retry_initial_ms = 200;
     options.limits.retry_max_ms = 20 * 1000;
+    options.calendar = calendar_;
+    options.catalogue_poll_ms = 60 * 1000;
+    if (n.info.code.level() == Level::kCity) options.catalogue_file = options_.catalogue_file;
     NodeEnvironment env{&world_.clock(n.endpoint), &world_.transport(n.endpoint), n.random.get(), &checker_};
     auto node = Node::open(options, env);
     if (!node) return node.status().withContext("starting node " + n.info.code.str());
@@ -190,6 +224,156 @@ class Scenario {
     }
   }
 
+  // The hall's daily work, as world events: an application at a random hall, a step on a
+  // random open case, and once, a new catalogue version from the city.
+  void scheduleWorkload(TimeMs until) {
+    Random& r = world_.random();
+    for (TimeMs t = kSimulationStartMs + options_.workload_interval_ms; t < until; t += options_.workload_interval_ms) {
+      const size_t at = r.below(nodes_.size());
+      const uint64_t pick = r.next();
+      world_.at(t, [this, at, pick] { submitCase(*nodes_[at], pick); });
+      const size_t mover = r.below(nodes_.size());
+      const uint64_t which = r.next();
+      world_.at(t + options_.workload_interval_ms / 2, [this, mover, which] { advanceCase(*nodes_[mover], which); });
+    }
+    world_.at(kSimulationStartMs + (until - kSimulationStartMs) / 2, [this] { publishNewCatalogue(); });
+  }
+
+  void submitCase(SimNode& n, uint64_t pick) {
+    if (!n.node) return;  // crashed: the hall is closed
+    const Catalogue* catalogue = n.node->catalogue().current();
+    if (!catalogue) return;  // not received yet
+    std::vector<const CatalogueItem*> acceptable;
+    for (const auto& item : catalogue->items) {
+      if (item.acceptableAt(n.info.code.level())) acceptable.push_back(&item);
+    }
+    if (acceptable.empty()) return;
+    const CatalogueItem& item = *acceptable[pick % acceptable.size()];
+    IntakeRequest request{item.code, residentId(pick >> 8), "申请人", "13800000000", {}, ""};
+    const TimeMs now = world_.now();
+    for (const auto& kind : item.materials) {
+      // Now and then a material is missing: the application is refused with its notice.
+      if ((pick >> 20) % 7 == 0) continue;
+      auto record = n.node->materials().put(toBytes(kind + " of " + request.applicant_id), kind,
+                                            request.applicant_id, "image/jpeg", "clerk", now);
+      if (!record) {
+        checker_.violation("material upload at " + n.info.code.str() + " failed: " + record.status().toString());
+        return;
+      }
+      request.materials.push_back({kind, record->hash});
+    }
+    auto c = n.node->cases().submit(request, everyone_, now);
+    if (!c) {
+      checker_.violation("intake at " + n.info.code.str() + " failed: " + c.status().toString());
+      return;
+    }
+    ++result_.cases_submitted;
+    world_.trace("case " + c->number + " " + caseStateName(c->state));
+  }
+
+  void advanceCase(SimNode& n, uint64_t which) {
+    if (!n.node) return;
+    auto open = n.node->cases().list("", "", 50, world_.now());
+    if (!open) return;
+    std::vector<const CaseRecord*> movable;
+    for (const auto& c : *open) {
+      if (c.state != CaseState::kRefused && c.state != CaseState::kConcluded) movable.push_back(&c);
+    }
+    if (movable.empty()) return;
+    const CaseRecord& c = *movable[which % movable.size()];
+    StepRequest step;
+    switch (c.state) {
+      case CaseState::kAccepted: step.step = (which >> 12) % 5 == 0 ? "supplement" : "undertake"; break;
+      case CaseState::kSupplement: step.step = "resume"; break;
+      case CaseState::kUndertaken: step.step = "review"; break;
+      case CaseState::kReviewed: step.step = (which >> 12) % 6 == 0 ? "deny" : "approve"; break;
+      default: step.step = "conclude"; break;
+    }
+    if (step.step == "review" && c.kind == ItemKind::kJoint) {
+      const CatalogueItem* item = n.node->catalogue().current()->find(c.item_code);
+      if (!item) return;
+      for (const auto& dep : item->joint_departments) {
+        bool done = false;
+        for (const auto& r : c.reviews) done = done || r.first == dep;
+        if (!done) {
+          step.department = dep;
+          break;
+        }
+      }
+      step.decision = "approve";
+    }
+    auto moved = n.node->cases().step(c.number, step, everyone_, world_.now());
+    if (moved) {
+      ++result_.case_steps_taken;
+      world_.trace("step " + c.number + " " + step.step);
+    } else if (moved.status().code() != ErrorCode::kFailedPrecondition) {
+      // FailedPrecondition is expected: a town holding a district item waits for forwarding.
+      checker_.violation("step " + step.step + " on " + c.number + " failed: " + moved.status().toString());
+    }
+  }
+
+  void publishNewCatalogue() {
+    SimNode& city = *nodes_.front();
+    if (!city.node || !city.node->catalogue().current()) return;
+    Catalogue next = *city.node->catalogue().current();
+    // The city shortens a committed time limit: 承诺时限 tightened by one working day.
+    for (auto& item : next.items) {
+      if (item.kind == ItemKind::kCommitted && item.committed_days > 1) {
+        --item.committed_days;
+        break;
+      }
+    }
+    auto version = city.node->catalogue().publish(city.identity, next, world_.now());
+    if (!version) checker_.violation("publishing a catalogue failed: " + version.status().toString());
+    world_.trace("catalogue published");
+  }
+
+  Result<uint64_t> countRows(Node& node, const std::string& sql) {
+    TB_ASSIGN_OR_RETURN(auto stmt, node.database().prepare(sql));
+    TB_ASSIGN_OR_RETURN(bool row, stmt.step());
+    return row ? static_cast<uint64_t>(stmt.columnInt64(0)) : 0;
+  }
+
+  // Every node holds exactly the case events its strict descendants recorded (drill-down
+  // consistency), and every node holds the city's catalogue version.
+  bool hallConverged(bool report) {
+    if (options_.catalogue_file.empty()) return true;
+    bool ok = true;
+    const uint64_t latest = nodes_.front()->node->catalogue().version();
+    std::map<std::string, uint64_t> own_steps;
+    for (auto& n : nodes_) {
+      if (n->node->catalogue().version() != latest) {
+        ok = false;
+        if (report) {
+          checker_.violation(n->info.code.str() + " holds catalogue version " +
+                             std::to_string(n->node->catalogue().version()) + ", the city " + std::to_string(latest));
+        }
+      }
+      auto steps = countRows(*n->node, "SELECT COUNT(*) FROM case_steps");
+      own_steps[n->info.code.str()] = steps ? *steps : 0;
+    }
+    for (auto& n : nodes_) {
+      uint64_t expected = 0;
+      for (const auto& [code, count] : own_steps) {
+        if (n->info.code.isAncestorOf(DivisionCode::parse(code).value())) expected += count;
+      }
+      auto held = n->node->subtreeEventCount();
+      if (!held || *held != expected) {
+        ok = false;
+        if (report) {
+          checker_.violation(n->info.code.str() + " holds " + std::to_string(held ? *held : 0) +
+                             " case events of its subtree; its descendants recorded " + std::to_string(expected));
+        }
+      }
+    }
+    if (ok) {
+      result_.catalogue_version = latest;
+      auto at_city = nodes_.front()->node->subtreeEventCount();
+      result_.case_events_at_city = at_city ? *at_city : 0;
+    }
+    return ok;
+  }
+
   void runTo(TimeMs until) {
     const DurationMs step = 10 * kMinute;
     for (TimeMs t = std::min(until, world_.now() + step);; t = std::min(until, t + step)) {
@@ -222,7 +406,7 @@ class Scenario {
       auto joined = n->node->joined();
       if (!depth || *depth != 0 || !joined || !*joined) return false;
     }
-    return true;
+    return hallConverged(/*report=*/false);
   }
 
   void awaitConvergence(TimeMs heal_at) {
@@ -241,6 +425,7 @@ class Scenario {
       result_.converged_after_heal_ms = world_.now() - heal_at;
       return;
     }
+    hallConverged(/*report=*/true);
     auto missing = checker_.unapplied();
     std::string list;
     for (size_t i = 0; i < missing.size() && i < 10; ++i) list += (i ? ", " : "") + missing[i];
@@ -277,6 +462,9 @@ class Scenario {
   TreeScenarioResult result_;
   Checker checker_;
   std::vector<std::unique_ptr<SimNode>> nodes_;
+  WorkingCalendar calendar_;
+  // The simulated staff: one person holding every role, so only the rules decide.
+  Principal everyone_{"staff", "simulated staff", {Role::kClerk, Role::kUndertaker, Role::kReviewer, Role::kApprover}};
 };
 
 }  // namespace

@@ -6,8 +6,12 @@
 //   safety   (all the time)  every applied outbox message is applied by the origin's parent,
 //                            and at most once;
 //   liveness (after healing) within the bound, every message any node enqueued has been
-//                            applied exactly once at its parent, every outbox is empty and every
-//                            node has joined.
+//                            applied exactly once at its parent, every outbox is empty, every
+//                            node has joined, every node holds the city's latest catalogue, and
+//                            every node holds exactly the case events its descendants recorded.
+// A workload runs through the fault phase: clerks at random halls submit applications for
+// items their level may accept, and staff move open cases along; the city publishes a new
+// catalogue version mid-run.
 // The run ends with a trace hash: the same seed must give the same hash.
 #pragma once
 
@@ -28,6 +32,9 @@ struct TreeScenarioOptions {
   DurationMs heal_bound_ms = 20 * 60 * 1000;    // convergence must happen within this after healing
   std::string work_dir;                         // node data dirs go below it (removed on success)
   bool inject_faults = true;
+  std::string calendar_file;                    // data/calendar-2026.json
+  std::string catalogue_file;                   // data/catalog.json (published by the city)
+  DurationMs workload_interval_ms = 2 * 60 * 1000;  // one application and one step this often; 0: none
   // Called now and then with a one-line progress report (long runs).
   std::function<void(const std::string&)> progress;
 };
@@ -42,6 +49,8 @@ struct TreeScenarioResult {
   uint64_t crashes = 0, partitions = 0;
   uint64_t network_deliveries = 0, network_drops = 0;
   DurationMs converged_after_heal_ms = -1;      // virtual time from healing to convergence
+  uint64_t cases_submitted = 0, case_steps_taken = 0, case_events_at_city = 0;
+  uint64_t catalogue_version = 0;
   uint64_t events = 0;
 };
 
