@@ -25,6 +25,7 @@ bash ops/build.sh release > build/demo-build.log 2>&1 || { cat build/demo-build.
 
 TB="$PWD/build/release/tongban"
 NET="$PWD/run/demo"
+NET_DATA="$PWD/data"
 rm -rf "$NET"
 source ops/lib/network.sh
 trap 'net_stop; echo "demo stopped; files kept in $NET"' EXIT
@@ -39,6 +40,52 @@ echo
 echo "The network as the city (佛山市) sees it, every reply signed and verified:"
 net_tree
 echo
+
+# --- A morning at the halls: staff log in, citizens apply ---------------------------------
+DISTRICT=$(awk '$2=="district"{print $1; exit}' "$NET/divisions.txt")
+TOWN=$(awk '$2=="town"{print $1; exit}' "$NET/divisions.txt")
+net_wait_catalogue "$TOWN" 90
+net_staff "$DISTRICT"
+net_staff "$TOWN"
+T_CLERK=$(net_login "$TOWN" clerk)
+D_CLERK=$(net_login "$DISTRICT" clerk)
+D_UNDER=$(net_login "$DISTRICT" undertaker)
+D_REVIEW=$(net_login "$DISTRICT" reviewer)
+D_APPROVE=$(net_login "$DISTRICT" approver)
+scans="$NET/scans"; mkdir -p "$scans"
+for k in id_card business_license sign_design site_photo lease_contract; do echo "scan of $k" > "$scans/$k.jpg"; done
+ZHANG=11010519491231002X   # 张三, resident ID (GB 11643 sample)
+SHOP=91350100M000100Y43    # 某某商店, unified social credit code (GB 32100 sample)
+
+echo "1. 张三 prints his social-insurance certificate at the town hall (即办件, decided on the spot):"
+"$TB" case submit --url "$(net_url "$TOWN")" --token "$T_CLERK" --item SI-0001 --applicant-id "$ZHANG" \
+  --name 张三 --contact 13800000000 --material id_card="$scans/id_card.jpg"
+echo
+echo "2. A shop applies for a shop-sign permit at the district (承诺件, 5 working days):"
+out=$("$TB" case submit --url "$(net_url "$DISTRICT")" --token "$D_CLERK" --item CG-0101 --applicant-id "$SHOP" \
+  --name 某某商店 --contact 075712345678 --json \
+  --material business_license="$scans/business_license.jpg" --material sign_design="$scans/sign_design.jpg" \
+  --material site_photo="$scans/site_photo.jpg" --material lease_contract="$scans/lease_contract.jpg")
+NUM=$(jq -r .number <<< "$out")
+"$TB" case step --url "$(net_url "$DISTRICT")" --token "$D_UNDER" --number "$NUM" --step undertake > /dev/null
+"$TB" case step --url "$(net_url "$DISTRICT")" --token "$D_REVIEW" --number "$NUM" --step review > /dev/null
+"$TB" case step --url "$(net_url "$DISTRICT")" --token "$D_APPROVE" --number "$NUM" --step approve > /dev/null
+"$TB" case step --url "$(net_url "$DISTRICT")" --token "$D_CLERK" --number "$NUM" --step conclude
+echo
+echo "3. Someone applies for road occupation at the town without the plans (不予受理, one notice):"
+"$TB" case submit --url "$(net_url "$TOWN")" --token "$T_CLERK" --item CG-0131 --applicant-id 440604199001010579 \
+  --name 李四 --contact 13900000000 || true
+echo
+echo "4. What a citizen sees with the receipt number (public, no log-in):"
+"$TB" case show --url "$(net_url "$DISTRICT")" --number "$NUM"
+echo
+echo "5. Open cases and their lights at the district:"
+"$TB" case submit --url "$(net_url "$DISTRICT")" --token "$D_CLERK" --item CG-0101 --applicant-id "$SHOP" \
+  --name 某某商店 --contact 075712345678 --note "second sign" > /dev/null
+"$TB" case list --url "$(net_url "$DISTRICT")" --token "$D_CLERK"
+echo
+echo "HTTP APIs: $(for c in $(cut -d' ' -f1 "$NET/divisions.txt"); do printf '%s=%s ' "$c" "$(net_url "$c")"; done)"
+echo "Staff accounts at $TOWN and $DISTRICT: clerk, undertaker, reviewer, approver, supervisor (password tongban-demo-<role>)"
 if [ "$once" -eq 1 ]; then exit 0; fi
 echo "Running. Ask again with:"
 echo "  $TB status --nats $(cat "$NET/bus-city.url") --division $(net_root_code) --root $NET/root.cert --tree"

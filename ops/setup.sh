@@ -10,7 +10,7 @@ PACKAGES=(
   libboost-dev libnats-dev libsodium-dev capnproto libcapnp-dev libssl-dev libspdlog-dev libsqlite3-dev
   libgtest-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
   # runtime and scripts
-  nats-server sqlite3 jq iproute2 procps
+  nats-server sqlite3 jq curl iproute2 procps
 )
 
 missing=()

@@ -25,6 +25,7 @@ const char* errorCodeName(ErrorCode code) {
     case ErrorCode::kReplay: return "REPLAY";
     case ErrorCode::kRollback: return "ROLLBACK";
     case ErrorCode::kRevoked: return "REVOKED";
+    case ErrorCode::kPermissionDenied: return "PERMISSION_DENIED";
   }
   return "UNKNOWN";
 }

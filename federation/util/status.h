@@ -34,6 +34,7 @@ enum class ErrorCode {
   kReplay,            // (signer, seq) already accepted
   kRollback,          // seq older than the last accepted from that signer, never seen
   kRevoked,           // a key in the chain was revoked before the message time
+  kPermissionDenied,  // the caller is known but lacks the role for this action
 };
 
 const char* errorCodeName(ErrorCode code);

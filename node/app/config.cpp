@@ -46,7 +46,8 @@ Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::stri
   // A misspelt key would silently fall back to a default: refuse unknown keys instead.
   static const std::set<std::string> kKnownKeys = {
       "division", "name", "data_dir", "key_dir", "root_cert", "nats_urls", "synchronous", "heartbeat_interval_ms",
-      "request_timeout_ms", "retry_initial_ms", "retry_max_ms", "log_level", "revocations"};
+      "request_timeout_ms", "retry_initial_ms", "retry_max_ms", "log_level", "revocations",
+      "http_listen", "calendar_files", "catalogue_file", "yellow_working_days", "session_lifetime_s"};
   for (const auto& [key, value] : t) {
     if (!kKnownKeys.count(std::string(key.str()))) {
       return bad(origin, std::string(key.str()), "is not a known setting (see docs/operations.md)");
@@ -92,6 +93,33 @@ Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::stri
     }
   } else if (t["revocations"]) {
     return bad(origin, "revocations", "must be an array of file paths");
+  }
+  c.http_listen = t["http_listen"].value_or(std::string());
+  if (!c.http_listen.empty() && c.http_listen.rfind(':') == std::string::npos) {
+    return bad(origin, "http_listen", "must be host:port, e.g. 127.0.0.1:8080");
+  }
+  if (auto* files = t["calendar_files"].as_array()) {
+    for (const auto& f : *files) {
+      auto path = f.value<std::string>();
+      if (!path || path->empty()) return bad(origin, "calendar_files", "must list file paths");
+      c.calendar_files.push_back(*path);
+    }
+  } else if (t["calendar_files"]) {
+    return bad(origin, "calendar_files", "must be an array of file paths");
+  }
+  c.catalogue_file = t["catalogue_file"].value_or(std::string());
+  if (!c.catalogue_file.empty() && c.division.level() != Level::kCity) {
+    return bad(origin, "catalogue_file", "is for the city only; other nodes receive the catalogue from their parent");
+  }
+  if (t["yellow_working_days"]) {
+    auto v = t["yellow_working_days"].value<int64_t>();
+    if (!v || *v < 0 || *v > 30) return bad(origin, "yellow_working_days", "must be an integer from 0 to 30");
+    c.yellow_working_days = static_cast<int>(*v);
+  }
+  if (t["session_lifetime_s"]) {
+    auto v = t["session_lifetime_s"].value<int64_t>();
+    if (!v || *v < 2 || *v > 7 * 86400) return bad(origin, "session_lifetime_s", "must be an integer from 2 to 604800");
+    c.session_lifetime_ms = *v * 1000;
   }
   c.log_level = t["log_level"].value_or(std::string("info"));
   if (c.log_level != "debug" && c.log_level != "info" && c.log_level != "warn" && c.log_level != "error") {

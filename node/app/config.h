@@ -9,6 +9,11 @@
 //   synchronous = "full"                            # full | normal | off
 //   heartbeat_interval_ms = 10000                   # optional, and the other [sync] limits
 //   revocations = ["/etc/tongban/revoked/v1-laptop.rev"]  # optional: key revocations to enforce
+//   http_listen = "127.0.0.1:8080"                 # the window's HTTP API and console
+//   calendar_files = ["data/calendar-2026.json"]   # working days for deadlines
+//   catalogue_file = "data/catalog.json"           # city only: the catalogue it publishes
+//   yellow_working_days = 1                         # yellow light when this many working days remain
+//   session_lifetime_s = 28800                      # staff log-in sessions expire after this
 //   log_level  = "info"
 #pragma once
 
@@ -32,6 +37,11 @@ struct NodeConfig {
   SyncLimits limits;
   std::string log_level = "info";
   std::vector<std::string> revocation_files;
+  std::string http_listen;               // empty: no HTTP API
+  std::vector<std::string> calendar_files;
+  std::string catalogue_file;            // city only
+  int yellow_working_days = 1;
+  DurationMs session_lifetime_ms = 8 * 3600 * 1000;
 };
 
 // Parses and validates; every error names the key and says what is expected.

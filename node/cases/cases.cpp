@@ -275,7 +275,7 @@ Light CaseService::lightOf(const CaseRecord& c, TimeMs now) const { return impl_
 Result<CaseRecord> CaseService::submit(const IntakeRequest& request, const Principal& clerk, TimeMs now) {
   Impl& m = *impl_;
   if (!clerk.has(Role::kClerk)) {
-    return Status(ErrorCode::kUnauthorized, clerk.username + " may not accept applications: that needs the clerk role");
+    return Status(ErrorCode::kPermissionDenied, clerk.username + " may not accept applications: that needs the clerk role");
   }
   const Catalogue* catalogue = m.catalogue->current();
   if (!catalogue) {
@@ -386,15 +386,15 @@ Result<CaseRecord> CaseService::step(const std::string& number, const StepReques
   }
   TB_ASSIGN_OR_RETURN(auto txn, m.db->begin());
   TB_ASSIGN_OR_RETURN(CaseRecord c, m.load(number));
+  if (std::none_of(t->roles.begin(), t->roles.end(), [&](Role r) { return actor.has(r); })) {
+    return Status(ErrorCode::kPermissionDenied, actor.username + " may not " + request.step + " a case: that needs the " +
+                                                roleList(t->roles) + " role");
+  }
   if (std::find(t->from.begin(), t->from.end(), c.state) == t->from.end()) {
     std::string allowed;
     for (size_t i = 0; i < t->from.size(); ++i) allowed += (i ? " or " : "") + std::string(caseStateName(t->from[i]));
     return Status(ErrorCode::kFailedPrecondition, "case " + number + " is " + caseStateName(c.state) + "; '" +
                                                       request.step + "' needs it to be " + allowed);
-  }
-  if (std::none_of(t->roles.begin(), t->roles.end(), [&](Role r) { return actor.has(r); })) {
-    return Status(ErrorCode::kUnauthorized, actor.username + " may not " + request.step + " a case: that needs the " +
-                                                roleList(t->roles) + " role");
   }
   const bool window_step = request.step == "supplement" || request.step == "resume";
   const Catalogue* catalogue = m.catalogue->current();

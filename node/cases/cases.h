@@ -144,7 +144,7 @@ class CaseService {
   Result<CaseRecord> submit(const IntakeRequest& request, const Principal& clerk, TimeMs now);
 
   // Moves a case one step. Illegal transitions and missing roles get kFailedPrecondition /
-  // kUnauthorized with a message naming the state, the step and the role needed.
+  // kPermissionDenied with a message naming the state, the step and the role needed.
   Result<CaseRecord> step(const std::string& number, const StepRequest& request, const Principal& actor, TimeMs now);
 
   // Citizen evaluation of a concluded case (once): satisfied | basically_satisfied | unsatisfied.

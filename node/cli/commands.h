@@ -11,5 +11,7 @@ void registerNodeCommand(CLI::App& app, int* exit_code);
 void registerStatusCommand(CLI::App& app, int* exit_code);
 void registerSimCommand(CLI::App& app, int* exit_code);
 void registerTopologyCommand(CLI::App& app, int* exit_code);
+void registerUserCommand(CLI::App& app, int* exit_code);
+void registerCaseCommands(CLI::App& app, int* exit_code);
 
 }  // namespace tongban::cli

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   tongban::cli::registerStatusCommand(app, &exit_code);
   tongban::cli::registerSimCommand(app, &exit_code);
   tongban::cli::registerTopologyCommand(app, &exit_code);
+  tongban::cli::registerUserCommand(app, &exit_code);
+  tongban::cli::registerCaseCommands(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

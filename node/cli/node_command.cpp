@@ -13,6 +13,8 @@
 #include "federation/util/files.h"
 #include "node/app/config.h"
 #include "node/app/node.h"
+#include "node/http/api.h"
+#include "node/http/http_server.h"
 #include "node/cli/commands.h"
 
 namespace tongban::cli {
@@ -56,6 +58,17 @@ int runNode(const std::string& config_path) {
   options.data_dir = config->data_dir;
   options.synchronous = config->synchronous;
   options.limits = config->limits;
+  for (const auto& file : config->calendar_files) {
+    auto year = WorkingCalendar::loadFile(file);
+    if (!year) return fail(year.status().withContext("calendar_files"));
+    if (auto st = options.calendar.merge(*year); !st.isOk()) return fail(st.withContext("calendar_files " + file));
+  }
+  if (config->calendar_files.empty()) {
+    spdlog::warn("[{}] no calendar_files: deadlines count Monday to Friday only, ignoring holidays",
+                 config->division.str());
+  }
+  options.catalogue_file = config->catalogue_file;
+  options.cases.yellow_working_days = config->yellow_working_days;
   for (const auto& file : config->revocation_files) {
     auto revocation = readFileBytes(file);
     if (!revocation) return fail(revocation.status().withContext("revocations"));
@@ -64,9 +77,24 @@ int runNode(const std::string& config_path) {
   auto node = Node::open(std::move(options), NodeEnvironment{&clock, transport->get(), &random, nullptr});
   if (!node) return fail(node.status());
 
+  StaffOptions staff_options;
+  staff_options.session_lifetime_ms = config->session_lifetime_ms;
+  auto staff = StaffDirectory::open((*node)->database(), staff_options);
+  if (!staff) return fail(staff.status());
+  Router router;
+  registerNodeApi(router, **node, *staff);
+  std::unique_ptr<HttpServer> http;
+  if (!config->http_listen.empty()) {
+    auto server = HttpServer::start(io, config->http_listen, HttpLimits{}, router, &*staff, clock);
+    if (!server) return fail(server.status().withContext("http_listen " + config->http_listen));
+    http = std::move(server).value();
+    spdlog::info("[{}] HTTP API on {}", config->division.str(), config->http_listen);
+  }
+
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int signo) {
     spdlog::info("[{}] signal {}: stopping", config->division.str(), signo);
+    if (http) http->stop();
     (*node)->stop();
     io.stop();
   });

@@ -88,11 +88,17 @@ net_start_buses() {
   net_log "buses up: city $(cat "$NET/bus-city.url") <- district <- town <- village (leaf links)"
 }
 
+# NET_DATA: the project's data directory (calendar, catalogue). Each node gets an HTTP port,
+# written to NET/http/<code>.url.
 net_start_nodes() {
-  local code level parent name conf
-  mkdir -p "$NET/nodes" "$NET/logs"
+  local code level parent name conf port extra
+  mkdir -p "$NET/nodes" "$NET/logs" "$NET/http"
   while read -r code level parent name; do
     conf="$NET/nodes/$code.toml"
+    port=$(net_free_port)
+    echo "http://127.0.0.1:$port" > "$NET/http/$code.url"
+    extra=""
+    [ "$level" = city ] && extra="catalogue_file = \"$NET_DATA/catalog.json\""
     cat > "$conf" <<TOML
 division = "$code"
 name = "$name"
@@ -103,6 +109,10 @@ nats_urls = ["$(cat "$NET/bus-$level.url")"]
 heartbeat_interval_ms = ${NET_HEARTBEAT_MS:-2000}
 retry_max_ms = 5000
 log_level = "info"
+http_listen = "127.0.0.1:$port"
+calendar_files = ["$NET_DATA/calendar-2026.json"]
+session_lifetime_s = ${NET_SESSION_S:-28800}
+$extra
 TOML
     "$TB" node --config "$conf" > "$NET/logs/$code.log" 2>&1 &
     NET_PIDS+=($!)
@@ -111,6 +121,39 @@ TOML
 }
 
 net_root_code() { head -1 "$NET/divisions.txt" | cut -d' ' -f1; }
+
+net_url() { cat "$NET/http/$1.url"; }
+
+# Staff for one hall: one account per role, password "tongban-demo-<role>" (a demo only), and
+# TOKEN_<role> variables holding logged-in sessions. Accounts are created in the node's own
+# database while it runs (SQLite WAL allows the second writer).
+net_staff() {
+  local code="$1" role
+  for role in clerk undertaker reviewer approver supervisor; do
+    echo "tongban-demo-$role" | "$TB" user add --data-dir "$NET/data/$code" --username "$role" \
+      --name "$role of $code" --roles "$role" --password-stdin > /dev/null
+  done
+}
+
+net_login() {
+  local code="$1" role="$2"
+  echo "tongban-demo-$role" | "$TB" login --url "$(net_url "$code")" --username "$role"
+}
+
+# Waits (bounded) until a node's HTTP API answers /health with a catalogue.
+net_wait_catalogue() {
+  local code="$1" seconds="$2" deadline
+  deadline=$(( $(date +%s) + seconds ))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    if out=$( (exec 3<>"/dev/tcp/127.0.0.1/$(sed 's#.*:##' "$NET/http/$code.url")" && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && cat <&3) 2>/dev/null ) \
+       && grep -q '"catalogue_version":[1-9]' <<< "$out"; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  net_log "$code has no catalogue after ${seconds}s"
+  return 1
+}
 
 net_tree() {
   "$TB" status --nats "$(cat "$NET/bus-city.url")" --division "$(net_root_code)" --root "$NET/root.cert" --tree "$@"

@@ -181,7 +181,7 @@ TEST_F(CaseTest, MalformedApplicationsAreRefusedWithoutRecordingACase) {
   no_contact.contact = "";
   EXPECT_EQ(cases_->submit(no_contact, clerk_, kMonday0900).status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(cases_->submit(request("XX-9999", false), clerk_, kMonday0900).status().code(), ErrorCode::kNotFound);
-  EXPECT_EQ(cases_->submit(request("SI-0001"), approver_, kMonday0900).status().code(), ErrorCode::kUnauthorized);
+  EXPECT_EQ(cases_->submit(request("SI-0001"), approver_, kMonday0900).status().code(), ErrorCode::kPermissionDenied);
   EXPECT_TRUE(cases_->list("", "", 100, kMonday0900)->empty());
 }
 
@@ -241,7 +241,7 @@ TEST_F(CaseTest, AClerkCannotApproveAndTheResponsiblePersonComesFromTheSession) 
   std::string n = caseIn(CaseState::kReviewed);
   auto r = step(n, "approve", clerk_);
   ASSERT_FALSE(r.isOk());
-  EXPECT_EQ(r.status().code(), ErrorCode::kUnauthorized);
+  EXPECT_EQ(r.status().code(), ErrorCode::kPermissionDenied);
   EXPECT_NE(r.status().message().find("approver"), std::string::npos) << r.status().message();
   EXPECT_EQ(cases_->get(n)->steps.back().actor, "review1");
 }

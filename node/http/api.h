@@ -1,0 +1,15 @@
+// The node's HTTP API (docs/api.md): the catalogue and case status for the public, and for
+// logged-in staff the window's work — intake, steps, warnings, materials. Handlers run on the
+// node's executor (the HTTP server shares its io_context), so they call the node directly.
+#pragma once
+
+#include "node/app/node.h"
+#include "node/http/router.h"
+#include "node/staff/staff.h"
+
+namespace tongban {
+
+// Registers every endpoint of the node on `router`. `node` and `staff` must outlive it.
+void registerNodeApi(Router& router, Node& node, StaffDirectory& staff);
+
+}  // namespace tongban
