@@ -188,6 +188,7 @@ TEST(HttpErrorMappingTest, ErrorCodesMapToHttpStatuses) {
   EXPECT_EQ(errorResponse(Status(ErrorCode::kInvalidArgument, "x")).status, 400);
   EXPECT_EQ(errorResponse(Status(ErrorCode::kMalformed, "x")).status, 400);
   EXPECT_EQ(errorResponse(Status(ErrorCode::kUnauthorized, "x")).status, 401);
+  EXPECT_EQ(errorResponse(Status(ErrorCode::kPermissionDenied, "x")).status, 403);
   EXPECT_EQ(errorResponse(Status(ErrorCode::kNotFound, "x")).status, 404);
   EXPECT_EQ(errorResponse(Status(ErrorCode::kAlreadyExists, "x")).status, 409);
   EXPECT_EQ(errorResponse(Status(ErrorCode::kFailedPrecondition, "x")).status, 409);
