@@ -6,7 +6,7 @@
 namespace tongban {
 namespace {
 
-std::string text(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
+using capnp_io::text;
 
 }  // namespace
 

@@ -44,6 +44,7 @@ inline Bytes flatBytes(capnp::MessageBuilder& builder) {
 
 inline capnp::Data::Reader dataOf(const Bytes& b) { return capnp::Data::Reader(b.data(), b.size()); }
 inline Bytes bytesOf(capnp::Data::Reader d) { return Bytes(d.begin(), d.end()); }
+inline std::string text(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
 
 namespace detail {
 template <typename MakeReader, typename Fn>

@@ -605,7 +605,7 @@ Bytes encodeCaseEvent(const CaseEventInfo& e) {
 
 Result<CaseEventInfo> decodeCaseEvent(const Bytes& bytes) {
   return capnp_io::read<wire::CaseEvent>(bytes, "case event", 64 * 1024, [](wire::CaseEvent::Reader w) -> Result<CaseEventInfo> {
-    auto text = [](capnp::Text::Reader t) { return std::string(t.begin(), t.size()); };
+    using capnp_io::text;
     CaseEventInfo e;
     e.case_number = text(w.getCaseNumber());
     e.origin = text(w.getOrigin());

@@ -29,7 +29,7 @@ Result<ItemKind> parseItemKind(const std::string& s) {
   return Status(ErrorCode::kInvalidArgument, "kind '" + s + "' is not immediate, committed, joint or upward");
 }
 
-std::string text(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
+using capnp_io::text;
 
 // Catalogue documents are small (hundreds of items); the cap keeps a hostile one small too.
 constexpr size_t kMaxCatalogueBytes = 4 << 20;

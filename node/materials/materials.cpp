@@ -20,7 +20,7 @@ const std::vector<Migration> kMaterialMigrations = {
      "CREATE INDEX materials_by_holder ON materials (holder, kind, verified_at_ms);"},
 };
 
-std::string text(capnp::Text::Reader t) { return std::string(t.begin(), t.size()); }
+using capnp_io::text;
 
 std::string sha256Hex(const Bytes& content) {
   uint8_t digest[crypto_hash_sha256_BYTES];
