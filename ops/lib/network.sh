@@ -6,9 +6,12 @@
 #   net_start_nodes                              one tongban node process per division
 #   net_wait_joined SECONDS                      until every node has joined its parent
 #   net_stop                                     stops everything it started (also on EXIT)
+# net_start_nodes also writes NET/prometheus-targets.json (Prometheus file_sd, ops/prometheus.yml).
 # Every port is a free loopback port; every wait is bounded.
 
 NET_PIDS=()
+# The project's data directory (catalogue, calendar, topology) unless the caller set one.
+NET_DATA="${NET_DATA:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../data" && pwd)}"
 
 net_log() { printf '[net] %s\n' "$*" >&2; }
 
@@ -118,6 +121,17 @@ TOML
     NET_PIDS+=($!)
   done < "$NET/divisions.txt"
   net_log "$(wc -l < "$NET/divisions.txt") node processes started; logs in $NET/logs"
+  net_prometheus_targets
+}
+
+# Every node's /metrics as Prometheus file_sd targets, labelled with the node's division. The
+# label is "node", not "division": tongban_cases already has a division label of its own.
+net_prometheus_targets() {
+  local code level parent name
+  while read -r code level parent name; do
+    jq -n --arg t "$(sed 's#^http://##' "$NET/http/$code.url")" --arg c "$code" --arg l "$level" --arg n "$name" \
+      '{targets: [$t], labels: {node: $c, level: $l, node_name: $n}}'
+  done < "$NET/divisions.txt" | jq -s . > "$NET/prometheus-targets.json"
 }
 
 net_root_code() { head -1 "$NET/divisions.txt" | cut -d' ' -f1; }
