@@ -2,9 +2,11 @@
 # Configures and builds one flavour of Tongban with Ninja.
 #   ops/build.sh release   -> build/release (what the demo runs)
 #   ops/build.sh asan      -> build/asan    (AddressSanitizer + UndefinedBehaviorSanitizer)
+#   ops/build.sh FLAVOUR TARGET...  builds only those targets (e.g. unit_tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour="${1:-release}"
+shift || true
 case "$flavour" in
   release) args=(-DCMAKE_BUILD_TYPE=Release) ;;
   asan) args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DTONGBAN_SANITIZE=ON) ;;
@@ -14,4 +16,4 @@ mkdir -p build
 export CCACHE_DIR="${CCACHE_DIR:-$PWD/build/.ccache}"
 cmake -S . -B "build/$flavour" -G Ninja "${args[@]}" > "build/$flavour.configure.log" 2>&1 \
   || { mkdir -p build; cat "build/$flavour.configure.log"; exit 1; }
-ninja -C "build/$flavour"
+ninja -C "build/$flavour" "$@"
