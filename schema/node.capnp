@@ -73,3 +73,35 @@ struct MaterialRecord {
 struct CatalogueRequest {
   haveVersion @0 :UInt64;
 }
+
+# kind 103 (durable, up, relayed to every ancestor): the cumulative supervision figures of one
+# origin's own cases for one CST day. A receiver keeps only the highest version per (origin,
+# day), so re-sends and reordering never double count (docs/supervision.md).
+struct SupervisionSnapshot {
+  origin @0 :Text;             # division whose own cases these are
+  day @1 :Text;                # CST civil date, YYYY-MM-DD
+  version @2 :UInt64;          # per (origin, day), strictly increasing from 1
+  rows @3 :List(FigureRow);    # one per (item, department) with any activity that day
+  originName @4 :Text;         # so ancestors can name deep divisions
+}
+
+struct FigureRow {
+  itemCode @0 :Text;           # "" for a complaint against a unit
+  department @1 :Text;
+  accepted @2 :UInt64;
+  refused @3 :UInt64;
+  concluded @4 :UInt64;
+  onTime @5 :UInt64;
+  early @6 :UInt64;
+  overdue @7 :UInt64;
+  immediate @8 :UInt64;
+  forwardedUp @9 :UInt64;
+  supplements @10 :UInt64;
+  yellow @11 :UInt64;
+  red @12 :UInt64;
+  satisfied @13 :UInt64;
+  basicallySatisfied @14 :UInt64;
+  unsatisfied @15 :UInt64;
+  complaints @16 :UInt64;
+  workingDaysTotal @17 :UInt64;
+}

@@ -58,6 +58,10 @@ struct Node::Impl {
   std::optional<CatalogueStore> catalogue;
   std::optional<MaterialStore> materials;
   std::optional<CaseService> cases;
+  // --- supervision ---
+  std::optional<SupervisionService> supervision;
+  Clock::TimerId supervision_timer = 0;
+  // --- end supervision ---
   std::unique_ptr<LogNotifier> notifier;
   Transport::SubscriptionId status_subscription = 0;
   Transport::SubscriptionId catalogue_subscription = 0;
@@ -198,6 +202,18 @@ struct Node::Impl {
     });
   }
 
+  // --- supervision: snapshots of the dirty days, sent up on a timer ---
+  void scheduleSupervision() {
+    supervision_timer = env.clock->schedule(options.supervision.snapshot_interval_ms, [this] {
+      supervision_timer = 0;
+      if (stopped) return;
+      auto made = supervision->publish(env.clock->now());
+      if (!made) spdlog::error("[{}] supervision snapshot failed: {}", self().str(), made.status().toString());
+      scheduleSupervision();
+    });
+  }
+  // --- end supervision ---
+
   Status publishCatalogueFile() {
     std::ifstream in(options.catalogue_file);
     if (!in) return Status(ErrorCode::kIo, "cannot read catalogue file " + options.catalogue_file);
@@ -303,6 +319,7 @@ struct Node::Impl {
     if (heartbeat_timer) env.clock->cancel(heartbeat_timer);
     if (catalogue_timer) env.clock->cancel(catalogue_timer);
     if (lights_timer) env.clock->cancel(lights_timer);
+    if (supervision_timer) env.clock->cancel(supervision_timer);
     if (status_subscription) env.transport->unsubscribe(status_subscription);
     if (catalogue_subscription) env.transport->unsubscribe(catalogue_subscription);
     if (uplink) uplink->stop();
@@ -351,6 +368,7 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
   registerCatalogueKind(impl->kinds);
   impl->kinds.add(kCaseEventKind, {"case-event", Direction::kUpToParent, /*durable=*/true});
   impl->kinds.add(kMaterialRecordKind, {"material-record", Direction::kUpToParent, /*durable=*/true});
+  impl->kinds.add(kSupervisionSnapshotKind, {"supervision-snapshot", Direction::kUpToParent, /*durable=*/true});
   TB_ASSIGN_OR_RETURN(auto verifier, Verifier::create(impl->options.identity.root_certificate, &impl->kinds));
   impl->verifier.emplace(std::move(verifier));
   for (size_t i = 0; i < impl->options.revocations.size(); ++i) {
@@ -375,6 +393,16 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
                                                     *impl->materials, enqueue_up, impl->options.cases,
                                                     impl->notifier.get()));
   impl->cases.emplace(std::move(cases));
+  // --- supervision: after cases (its triggers watch the cases tables) ---
+  TB_ASSIGN_OR_RETURN(auto supervision, SupervisionService::open(
+      *impl->db, impl->self(), impl->options.identity.name, impl->options.calendar, enqueue_up,
+      [raw]() -> Result<std::vector<ChildStatusMsg>> {
+        if (!raw->downlink) return std::vector<ChildStatusMsg>{};
+        return raw->downlink->children();
+      },
+      impl->options.supervision));
+  impl->supervision.emplace(std::move(supervision));
+  // --- end supervision ---
   if (!impl->options.catalogue_file.empty()) {
     if (has_parent) {
       return Status(ErrorCode::kInvalidArgument, "only the city publishes a catalogue_file; " + code + " receives it");
@@ -387,6 +415,9 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
   impl->downlink->registerApplier(kCaseEventKind, [raw](const OpenedEnvelope& e) { return raw->applyCaseEvent(e); });
   impl->downlink->registerApplier(kMaterialRecordKind,
                                   [raw](const OpenedEnvelope& e) { return raw->applyMaterialRecord(e); });
+  impl->downlink->registerApplier(kSupervisionSnapshotKind, [raw](const OpenedEnvelope& e) {
+    return raw->supervision->applySnapshot(e.signer, e.payload, raw->env.clock->now());
+  });
   auto sub = env.transport->subscribe(statusSubject(impl->self()),
                                       [raw](const InboundMessage& m) { raw->answerStatus(m); });
   if (!sub) return sub.status().withContext("subscribing to " + statusSubject(impl->self()));
@@ -396,6 +427,7 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
   if (!catalogue_sub) return catalogue_sub.status().withContext("subscribing to " + catalogueSubject(impl->self()));
   impl->catalogue_subscription = *catalogue_sub;
   impl->scheduleLightScan();
+  impl->scheduleSupervision();
 
   if (impl->self().parent()) {
     impl->uplink = std::make_unique<Uplink>(impl->options.identity, *impl->db, *impl->outbox, *impl->verifier,
@@ -420,6 +452,7 @@ Database& Node::database() { return *impl_->db; }
 CatalogueStore& Node::catalogue() { return *impl_->catalogue; }
 CaseService& Node::cases() { return *impl_->cases; }
 MaterialStore& Node::materials() { return *impl_->materials; }
+SupervisionService& Node::supervision() { return *impl_->supervision; }
 Clock& Node::clock() { return *impl_->env.clock; }
 Result<uint64_t> Node::subtreeEventCount() {
   TB_ASSIGN_OR_RETURN(auto stmt, impl_->db->prepare("SELECT COUNT(*) FROM subtree_case_events"));

@@ -20,6 +20,7 @@
 #include "node/cases/cases.h"
 #include "node/catalogue/catalogue.h"
 #include "node/materials/materials.h"
+#include "node/supervision/supervision.h"
 
 namespace tongban {
 
@@ -40,6 +41,8 @@ struct NodeOptions {
   // How often a node asks its parent for a newer catalogue (also right after start).
   DurationMs catalogue_poll_ms = 60 * 1000;
   CaseSettings cases;
+  // Supervision figures: snapshot interval, keepalive, staleness (docs/supervision.md).
+  SupervisionSettings supervision;
 };
 
 // The seams the node runs on: real ones in the daemon, virtual ones in the simulator.
@@ -77,6 +80,8 @@ class Node {
   CatalogueStore& catalogue();
   CaseService& cases();
   MaterialStore& materials();
+  // Supervision (电子监察): figures, roll-up, warnings and scores of this node's subtree.
+  SupervisionService& supervision();
   Clock& clock();
   // How many case events / material records of its subtree this node has received.
   Result<uint64_t> subtreeEventCount();

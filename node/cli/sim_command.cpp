@@ -119,7 +119,10 @@ int runSim(SimArgs a) {
               << r.case_steps_taken << " steps, " << r.case_events_at_city << " case events at the city, catalogue v"
               << r.catalogue_version << " everywhere; converged "
               << (r.converged_after_heal_ms >= 0 ? std::to_string(r.converged_after_heal_ms / 1000) + " s" : "never")
-              << " after healing (" << took << " ms wall" << (ok ? determinism : "") << ")\n";
+              << " after healing, roll-up of " << r.snapshots_at_city << " day snapshots exact at the city after "
+              << (r.rollup_converged_after_heal_ms >= 0 ? std::to_string(r.rollup_converged_after_heal_ms / 1000) + " s"
+                                                        : "never")
+              << " (" << took << " ms wall" << (ok ? determinism : "") << ")\n";
     if (ok) {
       ++passed;
       continue;

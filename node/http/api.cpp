@@ -321,6 +321,7 @@ void registerNodeApi(Router& router, Node& node, StaffDirectory& staff) {
     for (const auto& r : *list) out.push_back(materialJson(r));
     return jsonResponse(200, {{"materials", out}});
   });
+  registerSupervisionApi(router, node);
 }
 
 }  // namespace tongban

@@ -12,4 +12,7 @@ namespace tongban {
 // Registers every endpoint of the node on `router`. `node` and `staff` must outlive it.
 void registerNodeApi(Router& router, Node& node, StaffDirectory& staff);
 
+// The supervision endpoints (supervision_api.cpp); registerNodeApi calls it last.
+void registerSupervisionApi(Router& router, Node& node);
+
 }  // namespace tongban

@@ -55,6 +55,7 @@ struct SimNode {
   std::unique_ptr<Random> random;
   std::unique_ptr<Node> node;
   std::string data_dir;
+  std::map<std::string, Figures> children_answer;  // roll-up check scratch: child → its figures here
 };
 
 // Records what nodes enqueue and apply, and checks safety as it happens.
@@ -179,6 +180,8 @@ class Scenario {
     options.limits.retry_max_ms = 20 * 1000;
     options.calendar = calendar_;
     options.catalogue_poll_ms = 60 * 1000;
+    // Snapshots of changed days every virtual minute (the daemon's default is 30 s).
+    options.supervision.snapshot_interval_ms = 60 * 1000;
     if (n.info.code.level() == Level::kCity) options.catalogue_file = options_.catalogue_file;
     NodeEnvironment env{&world_.clock(n.endpoint), &world_.transport(n.endpoint), n.random.get(), &checker_};
     auto node = Node::open(options, env);
@@ -273,6 +276,7 @@ class Scenario {
 
   void advanceCase(SimNode& n, uint64_t which) {
     if (!n.node) return;
+    if ((which >> 24) % 4 == 0) return citizenFeedback(n, which);
     auto open = n.node->cases().list("", "", 50, world_.now());
     if (!open) return;
     std::vector<const CaseRecord*> movable;
@@ -310,6 +314,22 @@ class Scenario {
       // FailedPrecondition is expected: a town holding a district item waits for forwarding.
       checker_.violation("step " + step.step + " on " + c.number + " failed: " + moved.status().toString());
     }
+  }
+
+  // Citizens evaluate concluded cases and now and then complain (supervision counts both).
+  void citizenFeedback(SimNode& n, uint64_t which) {
+    auto concluded = n.node->cases().list("concluded", "", 50, world_.now());
+    if (!concluded || concluded->empty()) return;
+    const CaseRecord& c = (*concluded)[(which >> 32) % concluded->size()];
+    if ((which >> 40) % 3 == 0) {
+      auto st = n.node->cases().complain(c.number, "", "slow service", world_.now());
+      if (!st.isOk()) checker_.violation("complaint at " + n.info.code.str() + " failed: " + st.toString());
+      return;
+    }
+    if (!c.evaluation.empty()) return;
+    static const char* kGrades[] = {"satisfied", "satisfied", "basically_satisfied", "unsatisfied"};
+    auto done = n.node->cases().evaluate(c.number, kGrades[(which >> 44) % 4], world_.now());
+    if (!done) checker_.violation("evaluation at " + n.info.code.str() + " failed: " + done.status().toString());
   }
 
   void publishNewCatalogue() {
@@ -374,6 +394,93 @@ class Scenario {
     return ok;
   }
 
+  // The roll-up invariants (tree_scenario.h). Quiet unless `report`.
+  bool rollupConsistent(bool report) {
+    const CivilDate from{2000, 1, 1}, to{2099, 12, 31};
+    bool ok = true;
+    auto fail = [&](const std::string& what) {
+      ok = false;
+      if (report) checker_.violation(what);
+    };
+    // Truth: each node's own figures from its own tables, and its own snapshot versions.
+    std::map<std::string, Figures> own;
+    std::map<std::string, std::map<std::string, uint64_t>> own_versions;  // origin → day → version
+    for (auto& n : nodes_) {
+      const std::string code = n->info.code.str();
+      auto dirty = n->node->supervision().dirtyDays();
+      if (!dirty || *dirty != 0) {
+        fail(code + " has " + std::to_string(dirty ? *dirty : 0) + " supervision days not yet sent");
+        if (!report) return false;
+      }
+      auto totals = n->node->supervision().ownTotals(from, to);
+      if (!totals) return false;
+      own[code] = *totals;
+      auto stmt = n->node->database().prepare("SELECT day, version FROM supervision_snapshots WHERE origin = ?1");
+      if (!stmt) return false;
+      stmt->bind(1, code);
+      while (true) {
+        auto row = stmt->step();
+        if (!row || !*row) break;
+        own_versions[code][stmt->columnText(0)] = static_cast<uint64_t>(stmt->columnInt64(1));
+      }
+    }
+    std::map<std::string, Figures> subtree_answer;
+    for (auto& n : nodes_) {
+      const DivisionCode& self = n->info.code;
+      auto summary = n->node->supervision().summary(self, from, to, world_.now());
+      if (!summary) {
+        fail(self.str() + " cannot answer for its subtree: " + summary.status().toString());
+        continue;
+      }
+      subtree_answer[self.str()] = summary->totals;
+      Figures expected;
+      for (const auto& [code, f] : own) {
+        if (self.covers(DivisionCode::parse(code).value())) expected += f;
+      }
+      if (summary->totals != expected) {
+        std::string diff;
+        for (const auto& field : figureFields()) {
+          if (summary->totals.*field.member != expected.*field.member) {
+            diff += std::string(" ") + field.name + " " + std::to_string(summary->totals.*field.member) + " vs " +
+                    std::to_string(expected.*field.member);
+          }
+        }
+        fail(self.str() + "'s subtree totals differ from the sum of its nodes' own figures:" + diff);
+        if (!report) return false;
+      }
+      // No (origin, day) held at another version than the origin's latest (none twice: the
+      // table's key is (origin, day), and the totals above would show a stale or extra one).
+      for (const auto& [origin, days] : own_versions) {
+        if (!self.isAncestorOf(DivisionCode::parse(origin).value())) continue;
+        for (const auto& [day, version] : days) {
+          auto held = n->node->supervision().versionOf(origin, day);
+          if (!held || *held != version) {
+            fail(self.str() + " holds version " + std::to_string(held ? *held : 0) + " of " + origin + "/" + day +
+                 ", the origin is at " + std::to_string(version));
+            if (!report) return false;
+          }
+        }
+      }
+      n->children_answer.clear();
+      for (const auto& c : summary->children) n->children_answer[c.division] = c.totals;
+    }
+    // Drill-down: every node's per-child figures are that child's own answer for its subtree.
+    for (auto& n : nodes_) {
+      for (const auto& [child, totals] : n->children_answer) {
+        auto it = subtree_answer.find(child);
+        if (it == subtree_answer.end() || it->second != totals) {
+          fail(n->info.code.str() + "'s figures for child " + child + " differ from the child's own answer");
+          if (!report) return false;
+        }
+      }
+    }
+    if (ok) {
+      auto held = countRows(*nodes_.front()->node, "SELECT COUNT(*) FROM supervision_snapshots");
+      result_.snapshots_at_city = held ? *held : 0;
+    }
+    return ok;
+  }
+
   void runTo(TimeMs until) {
     const DurationMs step = 10 * kMinute;
     for (TimeMs t = std::min(until, world_.now() + step);; t = std::min(until, t + step)) {
@@ -406,13 +513,18 @@ class Scenario {
       auto joined = n->node->joined();
       if (!depth || *depth != 0 || !joined || !*joined) return false;
     }
-    return hallConverged(/*report=*/false);
+    return hallConverged(/*report=*/false) && rollupConsistent(/*report=*/false);
   }
 
   void awaitConvergence(TimeMs heal_at) {
     const TimeMs deadline = heal_at + options_.heal_bound_ms;
     while (world_.now() < deadline) {
+      if (result_.rollup_converged_after_heal_ms < 0 && (world_.now() - heal_at) % 5000 == 0 &&
+          rollupConsistent(/*report=*/false)) {
+        result_.rollup_converged_after_heal_ms = world_.now() - heal_at;
+      }
       if (converged()) {
+        if (result_.rollup_converged_after_heal_ms < 0) result_.rollup_converged_after_heal_ms = world_.now() - heal_at;
         result_.converged_after_heal_ms = world_.now() - heal_at;
         return;
       }
@@ -426,6 +538,7 @@ class Scenario {
       return;
     }
     hallConverged(/*report=*/true);
+    rollupConsistent(/*report=*/true);
     auto missing = checker_.unapplied();
     std::string list;
     for (size_t i = 0; i < missing.size() && i < 10; ++i) list += (i ? ", " : "") + missing[i];

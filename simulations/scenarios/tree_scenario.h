@@ -8,7 +8,13 @@
 //   liveness (after healing) within the bound, every message any node enqueued has been
 //                            applied exactly once at its parent, every outbox is empty, every
 //                            node has joined, every node holds the city's latest catalogue, and
-//                            every node holds exactly the case events its descendants recorded.
+//                            every node holds exactly the case events its descendants recorded;
+//   roll-up  (after healing) no node has unsent supervision days; every node's subtree totals
+//                            equal the sum of the own figures (computed from their own tables)
+//                            of every node in its subtree, counter by counter; every node's
+//                            per-child breakdown equals that child's own answer for its
+//                            subtree; and every ancestor holds exactly the origin's latest
+//                            snapshot version of each (origin, day) (none counted twice).
 // A workload runs through the fault phase: clerks at random halls submit applications for
 // items their level may accept, and staff move open cases along; the city publishes a new
 // catalogue version mid-run.
@@ -49,6 +55,9 @@ struct TreeScenarioResult {
   uint64_t crashes = 0, partitions = 0;
   uint64_t network_deliveries = 0, network_drops = 0;
   DurationMs converged_after_heal_ms = -1;      // virtual time from healing to convergence
+  // Virtual time from healing until the roll-up invariants first held (checked every 5 s).
+  DurationMs rollup_converged_after_heal_ms = -1;
+  uint64_t snapshots_at_city = 0;               // (origin, day) snapshots the city holds
   uint64_t cases_submitted = 0, case_steps_taken = 0, case_events_at_city = 0;
   uint64_t catalogue_version = 0;
   uint64_t events = 0;
