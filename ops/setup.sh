@@ -11,6 +11,10 @@ PACKAGES=(
   libgtest-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
   # runtime and scripts
   nats-server sqlite3 jq curl iproute2 procps
+  # metrics and console tests: promtool (and prometheus, for ops/prometheus.yml); headless
+  # Chromium driven by npm playwright-core (tests/browser; Node.js and npm come with the machine),
+  # with a CJK font so its screenshots show the Chinese names
+  prometheus chromium fonts-wqy-microhei
 )
 
 missing=()

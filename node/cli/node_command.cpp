@@ -14,6 +14,8 @@
 #include "node/app/config.h"
 #include "node/app/node.h"
 #include "node/http/api.h"
+#include "node/http/console.h"
+#include "node/http/metrics.h"
 #include "node/http/http_server.h"
 #include "node/cli/commands.h"
 
@@ -83,9 +85,15 @@ int runNode(const std::string& config_path) {
   if (!staff) return fail(staff.status());
   Router router;
   registerNodeApi(router, **node, *staff);
+  HttpMetrics http_metrics;  // before the server, which reports into it
+  registerMetricsRoute(router, **node, http_metrics);
+  registerConsoleRoutes(router);
   std::unique_ptr<HttpServer> http;
   if (!config->http_listen.empty()) {
-    auto server = HttpServer::start(io, config->http_listen, HttpLimits{}, router, &*staff, clock);
+    auto server = HttpServer::start(io, config->http_listen, HttpLimits{}, router, &*staff, clock,
+                                    [&http_metrics](const HttpRequest& req, int status, double seconds) {
+                                      http_metrics.observe(req.method, req.route, status, seconds);
+                                    });
     if (!server) return fail(server.status().withContext("http_listen " + config->http_listen));
     http = std::move(server).value();
     spdlog::info("[{}] HTTP API on {}", config->division.str(), config->http_listen);

@@ -40,8 +40,10 @@ class Connection;
 }  // namespace
 
 struct HttpServerState {
-  HttpServerState(asio::io_context& io, HttpLimits limits, Router& router, StaffDirectory* staff, Clock& clock)
-      : io(io), acceptor(io), retry_timer(io), limits(limits), router(&router), staff(staff), clock(&clock) {}
+  HttpServerState(asio::io_context& io, HttpLimits limits, Router& router, StaffDirectory* staff, Clock& clock,
+                  RequestObserver observer)
+      : io(io), acceptor(io), retry_timer(io), limits(limits), router(&router), staff(staff), clock(&clock),
+        observer(std::move(observer)) {}
 
   asio::io_context& io;
   tcp::acceptor acceptor;
@@ -51,6 +53,7 @@ struct HttpServerState {
   Router* router;
   StaffDirectory* staff;
   Clock* clock;
+  RequestObserver observer;  // may be empty
   bool stopped = false;
   size_t served_connections = 0;  // counted against max_connections (not the 503 ones)
   uint64_t next_connection_id = 1;
@@ -170,8 +173,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const bool keep_alive = raw.keep_alive();
     HttpResponse response;
     try {
+      const auto started = std::chrono::steady_clock::now();
       HttpRequest req = toHttpRequest(raw);
       response = state_->router->dispatch(req, state_->staff, state_->clock->now());
+      if (state_->observer) {
+        const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+        state_->observer(req, response.status, took.count());
+      }
     } catch (const std::exception& e) {
       // The router already catches handler exceptions; this is for anything else (bad_alloc).
       spdlog::error("http connection {}: request failed: {}", id_, e.what());
@@ -291,13 +299,13 @@ Result<tcp::endpoint> parseListen(const std::string& listen) {
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(asio::io_context& io, const std::string& listen,
                                                        HttpLimits limits, Router& router, StaffDirectory* staff,
-                                                       Clock& clock) {
+                                                       Clock& clock, RequestObserver observer) {
   if (limits.max_connections == 0 || limits.read_timeout_ms <= 0 || limits.max_header_bytes == 0 ||
       limits.max_header_bytes > UINT32_MAX) {
     return Status(ErrorCode::kInvalidArgument, "http limits: connections, timeout and header size must be positive");
   }
   TB_ASSIGN_OR_RETURN(tcp::endpoint endpoint, parseListen(listen));
-  auto state = std::make_shared<HttpServerState>(io, limits, router, staff, clock);
+  auto state = std::make_shared<HttpServerState>(io, limits, router, staff, clock, std::move(observer));
   beast::error_code ec;
   auto failed = [&](const char* doing) {
     return Status(ErrorCode::kUnavailable, std::string("cannot listen on ") + listen + ": " + doing + ": " + ec.message());

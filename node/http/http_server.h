@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -44,6 +45,11 @@ struct HttpLimits {
   size_t max_connections = kDefaultMaxConnections;
 };
 
+// Told about every request the router answered (not the server's own 413/431/503 answers), with
+// the time from a complete request to a ready response, measured by the server's steady clock:
+// how metrics (metrics.h) see latencies without the router or the node reading a clock.
+using RequestObserver = std::function<void(const HttpRequest& req, int status, double seconds)>;
+
 class HttpServer {
  public:
   // listen: "127.0.0.1:8080", "0.0.0.0:8080" or "[::1]:8080" (IP literals only); port 0 picks a
@@ -52,7 +58,7 @@ class HttpServer {
   // port cannot be bound.
   static Result<std::unique_ptr<HttpServer>> start(boost::asio::io_context& io, const std::string& listen,
                                                    HttpLimits limits, Router& router, StaffDirectory* staff,
-                                                   Clock& clock);
+                                                   Clock& clock, RequestObserver observer = {});
   ~HttpServer();  // stop()
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;

@@ -163,7 +163,7 @@ void Router::add(std::string method, std::string pattern, Access access, Handler
   const bool well_formed = !pattern.empty() && pattern.front() == '/' && handler;
   assert(well_formed && "route pattern must start with '/' and have a handler");
   if (!well_formed) return;
-  Route route{std::move(method), splitPath(pattern), access, std::move(handler)};
+  Route route{std::move(method), pattern, splitPath(pattern), access, std::move(handler)};
   for (const auto& segment : route.segments) {
     const bool braces = segment.find('{') != std::string::npos || segment.find('}') != std::string::npos;
     const bool ok = !braces || isParam(segment);
@@ -182,6 +182,7 @@ HttpResponse Router::dispatch(HttpRequest& req, StaffDirectory* staff, TimeMs no
   if (req.path.empty() || req.path.front() != '/') {
     return jsonError(400, errorCodeName(ErrorCode::kInvalidArgument), "the request path must start with '/'");
   }
+  req.route.clear();
   std::vector<std::string> segments = splitPath(req.path);
   for (auto& segment : segments) {
     if (!percentDecode(segment, false, &segment)) {
@@ -227,6 +228,7 @@ HttpResponse Router::dispatch(HttpRequest& req, StaffDirectory* staff, TimeMs no
   }
 
   req.params.clear();
+  req.route = best->pattern;
   for (size_t i = 0; i < segments.size(); ++i) {
     const std::string& pattern_segment = best->segments[i];
     if (isParam(pattern_segment)) req.params[pattern_segment.substr(1, pattern_segment.size() - 2)] = segments[i];

@@ -32,6 +32,7 @@ struct HttpRequest {
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   std::map<std::string, std::string> params;   // from the route pattern, percent-decoded
+  std::string route;  // the matched pattern ("/api/cases/{number}"), set by dispatch; "" if none (metrics label)
 };
 
 struct HttpResponse {
@@ -75,6 +76,7 @@ class Router {
  private:
   struct Route {
     std::string method;
+    std::string pattern;
     std::vector<std::string> segments;  // "{name}" for a parameter
     Access access;
     Handler handler;
