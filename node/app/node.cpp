@@ -400,7 +400,7 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
         if (!raw->downlink) return std::vector<ChildStatusMsg>{};
         return raw->downlink->children();
       },
-      impl->options.supervision));
+      [raw] { return raw->outbox->depth(); }, impl->options.supervision));
   impl->supervision.emplace(std::move(supervision));
   // --- end supervision ---
   if (!impl->options.catalogue_file.empty()) {

@@ -322,7 +322,13 @@ Result<int> SupervisionService::publish(TimeMs now) {
   TB_ASSIGN_OR_RETURN(auto last, m.db->prepare("SELECT value FROM supervision_meta WHERE key = 'last_published_ms'"));
   TB_ASSIGN_OR_RETURN(bool has_last, last.step());
   const TimeMs last_published = has_last ? last.columnInt64(0) : 0;
-  if (m.enqueue_up && now - last_published >= m.settings.keepalive_ms) days.insert(CivilDate::fromTimeMs(now).toString());
+  if (m.enqueue_up && now - last_published >= m.settings.keepalive_ms) {
+    uint64_t waiting = 0;
+    if (m.outbox_depth) {
+      TB_ASSIGN_OR_RETURN(waiting, m.outbox_depth());
+    }
+    if (waiting == 0) days.insert(CivilDate::fromTimeMs(now).toString());
+  }
   if (days.empty()) return 0;  // the transaction rolls back: nothing was written
 
   for (const auto& day : days) {
@@ -365,7 +371,8 @@ Status SupervisionService::applySnapshot(const DivisionCode& signer, const Bytes
 
 Result<SupervisionService> SupervisionService::open(Database& db, const DivisionCode& self, std::string self_name,
                                                     const WorkingCalendar& calendar, EnqueueUp enqueue_up,
-                                                    ChildrenSource children, SupervisionSettings settings) {
+                                                    ChildrenSource children, OutboxDepth outbox_depth,
+                                                    SupervisionSettings settings) {
   TB_RETURN_IF_ERROR(db.migrate("supervision", kSupervisionMigrations));
   auto impl = std::make_shared<Impl>();
   impl->db = &db;
@@ -374,6 +381,7 @@ Result<SupervisionService> SupervisionService::open(Database& db, const Division
   impl->calendar = &calendar;
   impl->enqueue_up = std::move(enqueue_up);
   impl->children = std::move(children);
+  impl->outbox_depth = std::move(outbox_depth);
   impl->settings = settings;
   return SupervisionService(std::move(impl));
 }

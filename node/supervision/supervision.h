@@ -71,8 +71,8 @@ Result<SupervisionSnapshotInfo> decodeSupervisionSnapshot(const Bytes& bytes);
 struct SupervisionSettings {
   // How often dirty days are recomputed and sent up.
   DurationMs snapshot_interval_ms = 30 * 1000;
-  // A node with nothing new still sends today's snapshot this often, so ancestors can tell a
-  // quiet descendant from a silent one.
+  // A node with nothing new still sends today's snapshot this often (when its outbox is empty),
+  // so ancestors can tell a quiet descendant from a silent one.
   DurationMs keepalive_ms = 10 * 60 * 1000;
   // A descendant not heard from for longer than this is reported stale.
   DurationMs stale_after_ms = 30 * 60 * 1000;
@@ -134,12 +134,17 @@ class SupervisionService {
   using EnqueueUp = std::function<Result<uint64_t>(MessageKind kind, const Bytes& payload)>;
   // The node's direct children as the downlink knows them (name, last seen).
   using ChildrenSource = std::function<Result<std::vector<ChildStatusMsg>>()>;
+  // How many messages wait in the node's outbox: the keepalive is sent only when none do (a
+  // parent that is away hears from us when they arrive; piling keepalives up would also break
+  // the coalescing of heartbeats).
+  using OutboxDepth = std::function<Result<uint64_t>()>;
 
   // Creates the tables and the triggers on the cases component's tables (so CaseService must
   // have been opened on `db` first). `enqueue_up` is null for the city.
   static Result<SupervisionService> open(Database& db, const DivisionCode& self, std::string self_name,
                                          const WorkingCalendar& calendar, EnqueueUp enqueue_up,
-                                         ChildrenSource children, SupervisionSettings settings = {});
+                                         ChildrenSource children, OutboxDepth outbox_depth,
+                                         SupervisionSettings settings = {});
 
   // This node's own figures computed now from its own tables, by (item, department) for one day,
   // or summed over [from, to].

@@ -16,6 +16,7 @@ struct SupervisionService::Impl {
   const WorkingCalendar* calendar = nullptr;
   EnqueueUp enqueue_up;
   ChildrenSource children;
+  OutboxDepth outbox_depth;
   SupervisionSettings settings;
 
   // Own figures of the steps and complaints in [lo, hi), by (item, department).

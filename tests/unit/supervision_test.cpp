@@ -31,7 +31,8 @@ class SupervisionTest : public HallFixture {
       return outbox_->enqueue(kind, "440600000000", payload, kMonday0900);
     };
     auto children = [this]() -> Result<std::vector<ChildStatusMsg>> { return children_; };
-    auto s = SupervisionService::open(*db_, self_, "禅城区", calendar_, enqueue, children, settings_);
+    auto depth = [this]() -> Result<uint64_t> { return outbox_waiting_; };
+    auto s = SupervisionService::open(*db_, self_, "禅城区", calendar_, enqueue, children, depth, settings_);
     ASSERT_TRUE(s.isOk()) << s.status().toString();
     sup_.emplace(std::move(s).value());
   }
@@ -78,6 +79,7 @@ class SupervisionTest : public HallFixture {
   std::optional<SupervisionService> sup_;
   std::vector<SupervisionSnapshotInfo> sent_;
   std::vector<ChildStatusMsg> children_;
+  uint64_t outbox_waiting_ = 0;
 };
 
 TEST_F(SupervisionTest, IntakeCountersFollowTheirDefinitions) {
@@ -189,6 +191,8 @@ TEST_F(SupervisionTest, PublishSendsEachDirtyDayOnceWithTheNextVersion) {
   // Quiet for the keepalive period: today's snapshot again, one version up.
   EXPECT_EQ(sup_->publish(kMonday0900 + 3 * kMinute + settings_.keepalive_ms).value(), 1);
   EXPECT_EQ(sent_.back().version, 3u);
+  outbox_waiting_ = 1;  // the parent is away: no keepalive piles up behind what waits already
+  EXPECT_EQ(sup_->publish(kMonday0900 + 3 * kMinute + 3 * settings_.keepalive_ms).value(), 0);
   EXPECT_EQ(summaryOf(kDistrict).accepted, 2u) << "own figures come from the own snapshot";
 }
 
