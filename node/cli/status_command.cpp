@@ -41,7 +41,10 @@ struct StatusClient {
       transport->request(statusSubject(division), encode(StatusRequestMsg{nonce}),
                          std::max<DurationMs>(200, std::min<DurationMs>(1000, deadline - clock.now())),
                          [&](Result<Bytes> r) { reply.emplace(std::move(r)); });
-      while (!reply) io.run_one_for(std::chrono::milliseconds(100));
+      while (!reply) {
+        if (io.stopped()) io.restart();  // a context that ran out of work stays stopped
+        io.run_one_for(std::chrono::milliseconds(100));
+      }
       if (!*reply) {
         last = reply->status();
         if (last.code() == ErrorCode::kNoResponders) std::this_thread::sleep_for(std::chrono::milliseconds(100));
