@@ -14,6 +14,7 @@
 //   catalogue_file = "data/catalog.json"           # city only: the catalogue it publishes
 //   yellow_working_days = 1                         # yellow light when this many working days remain
 //   session_lifetime_s = 28800                      # staff log-in sessions expire after this
+//   supervision_interval_ms = 30000                 # how often changed days' figures go up
 //   log_level  = "info"
 #pragma once
 
@@ -42,6 +43,7 @@ struct NodeConfig {
   std::string catalogue_file;            // city only
   int yellow_working_days = 1;
   DurationMs session_lifetime_ms = 8 * 3600 * 1000;
+  DurationMs supervision_interval_ms = 30 * 1000;
 };
 
 // Parses and validates; every error names the key and says what is expected.

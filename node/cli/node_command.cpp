@@ -71,6 +71,7 @@ int runNode(const std::string& config_path) {
   }
   options.catalogue_file = config->catalogue_file;
   options.cases.yellow_working_days = config->yellow_working_days;
+  options.supervision.snapshot_interval_ms = config->supervision_interval_ms;
   for (const auto& file : config->revocation_files) {
     auto revocation = readFileBytes(file);
     if (!revocation) return fail(revocation.status().withContext("revocations"));

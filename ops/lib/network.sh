@@ -115,6 +115,7 @@ log_level = "info"
 http_listen = "127.0.0.1:$port"
 calendar_files = ["$NET_DATA/calendar-2026.json"]
 session_lifetime_s = ${NET_SESSION_S:-28800}
+supervision_interval_ms = ${NET_SUPERVISION_MS:-2000}
 $extra
 TOML
     "$TB" node --config "$conf" > "$NET/logs/$code.log" 2>&1 &

@@ -54,6 +54,14 @@ submit "$DISTRICT" SI-0001 11010519491231002X 张三 id_card > /dev/null
 N=$(submit "$DISTRICT" SC-0001 440604199001010579 李四 id_card articles_of_association address_proof)
 curl -s --max-time 10 -o /dev/null -X POST -H "Authorization: Bearer $(net_login "$DISTRICT" undertaker)" \
   -H 'Content-Type: application/json' "$(net_url "$DISTRICT")/api/cases/$N/steps" --data-binary '{"step":"undertake"}'
+# The figures reach the city with the halls' next snapshots (every 2 s here): wait for them, so
+# the dashboard shows what really happened (bounded).
+SUP=$(net_login "$CITY" supervisor)
+deadline=$(( $(date +%s) + 30 ))
+until [ "$(curl -s --max-time 5 -H "Authorization: Bearer $SUP" "$(net_url "$CITY")/api/supervision/summary" | jq -r '.totals.accepted // 0')" -ge 3 ]; do
+  [ "$(date +%s)" -lt "$deadline" ] || { echo "[browser] the city's figures never showed the 3 applications" >&2; KEEP=1; exit 1; }
+  sleep 0.5
+done
 echo "[browser] network of $(wc -l < "$NET/divisions.txt") nodes ready in $(( $(date +%s) - start )) s"
 
 rc=0
