@@ -38,10 +38,12 @@ struct ClockState {
 
 struct AsioClock::Impl {
   std::shared_ptr<ClockState> state;
+  DurationMs offset_ms = 0;
 };
 
-AsioClock::AsioClock(boost::asio::io_context& io) : impl_(std::make_unique<Impl>()) {
+AsioClock::AsioClock(boost::asio::io_context& io, DurationMs offset_ms) : impl_(std::make_unique<Impl>()) {
   impl_->state = std::make_shared<ClockState>(io);
+  impl_->offset_ms = offset_ms;
 }
 
 AsioClock::~AsioClock() {
@@ -56,7 +58,7 @@ AsioClock::~AsioClock() {
 
 TimeMs AsioClock::now() const {
   using namespace std::chrono;
-  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count() + impl_->offset_ms;
 }
 
 Clock::TimerId AsioClock::schedule(DurationMs delay, Task task) {

@@ -12,7 +12,10 @@ namespace tongban {
 
 class AsioClock : public Clock {
  public:
-  explicit AsioClock(boost::asio::io_context& io);
+  // `offset_ms` shifts now() from the system's time: 0 in production. A rehearsal or training
+  // network may run days ahead (ops/demo.sh does, to show deadlines passing); every node of a
+  // network must then use the same offset, or envelopes look like they come from the future.
+  explicit AsioClock(boost::asio::io_context& io, DurationMs offset_ms = 0);
   ~AsioClock() override;
 
   TimeMs now() const override;

@@ -47,7 +47,8 @@ Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::stri
   static const std::set<std::string> kKnownKeys = {
       "division", "name", "data_dir", "key_dir", "root_cert", "nats_urls", "synchronous", "heartbeat_interval_ms",
       "request_timeout_ms", "retry_initial_ms", "retry_max_ms", "log_level", "revocations",
-      "http_listen", "calendar_files", "catalogue_file", "yellow_working_days", "session_lifetime_s", "supervision_interval_ms"};
+      "http_listen", "calendar_files", "catalogue_file", "yellow_working_days", "session_lifetime_s", "supervision_interval_ms", "light_scan_interval_ms",
+      "clock_offset_days"};
   for (const auto& [key, value] : t) {
     if (!kKnownKeys.count(std::string(key.str()))) {
       return bad(origin, std::string(key.str()), "is not a known setting (see docs/operations.md)");
@@ -117,6 +118,12 @@ Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::stri
     c.yellow_working_days = static_cast<int>(*v);
   }
   TB_RETURN_IF_ERROR(optionalDuration(t, origin, "supervision_interval_ms", 100, 3600 * 1000, &c.supervision_interval_ms));
+  TB_RETURN_IF_ERROR(optionalDuration(t, origin, "light_scan_interval_ms", 100, 3600 * 1000, &c.light_scan_interval_ms));
+  if (t["clock_offset_days"]) {
+    auto v = t["clock_offset_days"].value<int64_t>();
+    if (!v || *v < 0 || *v > 366) return bad(origin, "clock_offset_days", "must be an integer from 0 to 366");
+    c.clock_offset_days = static_cast<int>(*v);
+  }
   if (t["session_lifetime_s"]) {
     auto v = t["session_lifetime_s"].value<int64_t>();
     if (!v || *v < 2 || *v > 7 * 86400) return bad(origin, "session_lifetime_s", "must be an integer from 2 to 604800");

@@ -15,6 +15,8 @@
 //   yellow_working_days = 1                         # yellow light when this many working days remain
 //   session_lifetime_s = 28800                      # staff log-in sessions expire after this
 //   supervision_interval_ms = 30000                 # how often changed days' figures go up
+//   light_scan_interval_ms = 60000                  # how often open cases are checked for yellow/red
+//   clock_offset_days = 0                           # rehearsal networks only: run this many days ahead
 //   log_level  = "info"
 #pragma once
 
@@ -44,6 +46,8 @@ struct NodeConfig {
   int yellow_working_days = 1;
   DurationMs session_lifetime_ms = 8 * 3600 * 1000;
   DurationMs supervision_interval_ms = 30 * 1000;
+  DurationMs light_scan_interval_ms = 60 * 1000;
+  int clock_offset_days = 0;
 };
 
 // Parses and validates; every error names the key and says what is expected.

@@ -47,7 +47,11 @@ int runNode(const std::string& config_path) {
   identity->name = config->name;
 
   boost::asio::io_context io;
-  AsioClock clock(io);
+  AsioClock clock(io, static_cast<DurationMs>(config->clock_offset_days) * 24 * 3600 * 1000);
+  if (config->clock_offset_days > 0) {
+    spdlog::warn("[{}] rehearsal clock: running {} days ahead of the system time", config->division.str(),
+                 config->clock_offset_days);
+  }
   NatsOptions nats;
   nats.urls = config->nats_urls;
   nats.name = "tongban-" + config->division.str();
@@ -72,6 +76,7 @@ int runNode(const std::string& config_path) {
   options.catalogue_file = config->catalogue_file;
   options.cases.yellow_working_days = config->yellow_working_days;
   options.supervision.snapshot_interval_ms = config->supervision_interval_ms;
+  options.cases.light_scan_interval_ms = config->light_scan_interval_ms;
   for (const auto& file : config->revocation_files) {
     auto revocation = readFileBytes(file);
     if (!revocation) return fail(revocation.status().withContext("revocations"));

@@ -22,8 +22,9 @@ namespace tongban::cli {
 namespace {
 
 struct StatusClient {
+  explicit StatusClient(DurationMs clock_offset_ms) : clock(io, clock_offset_ms) {}
   boost::asio::io_context io;
-  AsioClock clock{io};
+  AsioClock clock;
   std::unique_ptr<NatsTransport> transport;
   KindRegistry kinds;
   std::optional<Verifier> verifier;
@@ -112,7 +113,7 @@ void printTree(StatusClient& client, const NodeStatusMsg& s, const std::string& 
 }
 
 int runStatus(const std::string& url, const std::string& division_text, const std::string& root_path, bool tree,
-              bool json, int timeout_ms, int expect_nodes) {
+              bool json, int timeout_ms, int expect_nodes, int clock_offset_days) {
   auto division = DivisionCode::parse(division_text);
   if (!division) {
     std::cerr << "error: --division: " << division.status().toString() << "\n";
@@ -124,7 +125,7 @@ int runStatus(const std::string& url, const std::string& division_text, const st
     return 2;
   }
 
-  StatusClient client;
+  StatusClient client(static_cast<DurationMs>(clock_offset_days) * 24 * 3600 * 1000);
   client.timeout_ms = timeout_ms;
   registerFederationKinds(client.kinds);
   auto verifier = Verifier::create(*root, &client.kinds);
@@ -185,7 +186,7 @@ void registerStatusCommand(CLI::App& app, int* exit_code) {
   auto* cmd = app.add_subcommand("status", "Ask a node over NATS for its view of itself and its children");
   static std::string url, division, root;
   static bool tree = false, json = false;
-  static int timeout_ms = 3000, expect = 0;
+  static int timeout_ms = 3000, expect = 0, offset_days = 0;
   cmd->add_option("--nats", url, "NATS URL to connect to, e.g. nats://127.0.0.1:4222")->required();
   cmd->add_option("--division", division, "Division code of the node to ask")->required();
   cmd->add_option("--root", root, "The city's root certificate (verifies the signed replies)")->required();
@@ -193,7 +194,8 @@ void registerStatusCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--json", json, "Print JSON instead of text");
   cmd->add_option("--timeout-ms", timeout_ms, "Budget per node asked")->default_val(3000);
   cmd->add_option("--expect-joined", expect, "With --tree: exit 1 unless at least this many nodes have joined");
-  cmd->callback([exit_code] { *exit_code = runStatus(url, division, root, tree, json, timeout_ms, expect); });
+  cmd->add_option("--clock-offset-days", offset_days, "For a rehearsal network running ahead (its clock_offset_days)");
+  cmd->callback([exit_code] { *exit_code = runStatus(url, division, root, tree, json, timeout_ms, expect, offset_days); });
 }
 
 }  // namespace tongban::cli

@@ -116,6 +116,8 @@ http_listen = "127.0.0.1:$port"
 calendar_files = ["$NET_DATA/calendar-2026.json"]
 session_lifetime_s = ${NET_SESSION_S:-28800}
 supervision_interval_ms = ${NET_SUPERVISION_MS:-2000}
+light_scan_interval_ms = ${NET_LIGHT_SCAN_MS:-2000}
+clock_offset_days = ${NET_CLOCK_OFFSET_DAYS:-0}
 $extra
 TOML
     "$TB" node --config "$conf" > "$NET/logs/$code.log" 2>&1 &
@@ -171,7 +173,8 @@ net_wait_catalogue() {
 }
 
 net_tree() {
-  "$TB" status --nats "$(cat "$NET/bus-city.url")" --division "$(net_root_code)" --root "$NET/root.cert" --tree "$@"
+  "$TB" status --nats "$(cat "$NET/bus-city.url")" --division "$(net_root_code)" --root "$NET/root.cert" --tree \
+    --clock-offset-days "${NET_CLOCK_OFFSET_DAYS:-0}" "$@"
 }
 
 net_wait_joined() {
@@ -187,6 +190,19 @@ net_wait_joined() {
   done
   net_log "not every node joined within ${seconds}s"
   return 1
+}
+
+# Stops the node processes only (the buses keep running) and starts them again on their data,
+# re-reading their configs: for a restart with other settings (e.g. NET_CLOCK_OFFSET_DAYS).
+net_restart_nodes() {
+  local code level parent name pid
+  for pid in $(pgrep -f "tongban node --config $NET/nodes/" || true); do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do pgrep -f "tongban node --config $NET/nodes/" > /dev/null || break; sleep 0.1; done
+  while read -r code level parent name; do
+    sed -i "s/^clock_offset_days = .*/clock_offset_days = ${NET_CLOCK_OFFSET_DAYS:-0}/" "$NET/nodes/$code.toml"
+    "$TB" node --config "$NET/nodes/$code.toml" >> "$NET/logs/$code.log" 2>&1 &
+    NET_PIDS+=($!)
+  done < "$NET/divisions.txt"
 }
 
 net_stop() {
