@@ -17,6 +17,7 @@
 //   supervision_interval_ms = 30000                 # how often changed days' figures go up
 //   light_scan_interval_ms = 60000                  # how often open cases are checked for yellow/red
 //   clock_offset_days = 0                           # rehearsal networks only: run this many days ahead
+//   catalogue_poll_ms = 60000                       # how often the parent is asked for a newer catalogue
 //   log_level  = "info"
 #pragma once
 
@@ -48,6 +49,7 @@ struct NodeConfig {
   DurationMs supervision_interval_ms = 30 * 1000;
   DurationMs light_scan_interval_ms = 60 * 1000;
   int clock_offset_days = 0;
+  DurationMs catalogue_poll_ms = 60 * 1000;
 };
 
 // Parses and validates; every error names the key and says what is expected.

@@ -2,8 +2,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -30,13 +28,6 @@ std::string residentId(uint64_t n) {
   for (int i = 0; i < 17; ++i) sum += (body[i] - '0') * kWeights[i];
   static const char kCheck[] = "10X98765432";
   return std::string(body, 17) + kCheck[sum % 11];
-}
-
-std::string readWholeFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::array<uint8_t, 32> keySeed(Random& random) {
