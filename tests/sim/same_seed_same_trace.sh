@@ -7,8 +7,8 @@ TB="$1"; SEED="$2"; shift 2
 first="$("$TB" sim --seed "$SEED" --check-determinism "$@")" || { echo "$first"; exit 1; }
 second="$("$TB" sim --seed "$SEED" --check-determinism "$@")" || { echo "$second"; exit 1; }
 echo "$first"
-a="$(grep -o 'trace [0-9a-f]*' <<< "$first")"
-b="$(grep -o 'trace [0-9a-f]*' <<< "$second")"
+a="$(grep -o 'trace [0-9a-f]\{16\}' <<< "$first")"
+b="$(grep -o 'trace [0-9a-f]\{16\}' <<< "$second")"
 if [ -z "$a" ] || [ "$a" != "$b" ]; then
   echo "NON-DETERMINISTIC across processes: '$a' then '$b'"
   echo "replay: $TB sim --seed $SEED --check-determinism $*"
