@@ -17,6 +17,12 @@ PACKAGES=(
   prometheus chromium fonts-wqy-microhei
 )
 
+# The browser test needs Node.js and npm. Machines of this project's kind ship them (newer than
+# Debian's, whose npm package would conflict); anywhere else, take Debian's.
+if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+  PACKAGES+=(nodejs npm)
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
