@@ -121,7 +121,8 @@ void registerNodeApi(Router& router, Node& node, StaffDirectory& staff) {
                               {"bus_connected", status->bus_connected},
                               {"uplink", status->parent_link},
                               {"outbox_depth", status->outbox_depth},
-                              {"catalogue_version", n->catalogue().version()}});
+                              {"catalogue_version", n->catalogue().version()},
+                              {"now_ms", n->clock().now()}});
   });
 
   router.add("GET", "/api/status", Access::kAuthenticated, [n](const HttpRequest&, const Principal*) {

@@ -82,7 +82,13 @@ function parseHash() {
 }
 
 const pad = (n) => String(n).padStart(2, '0');
-const isoDate = (d) => d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate());
+// Days are China Standard Time civil dates (UTC+8, no daylight saving), as on the nodes, whatever
+// the browser's own time zone: a case accepted at 00:30 in Foshan belongs to that day.
+const CST_OFFSET_MS = 8 * 3600 * 1000;
+const isoDate = (d) => {
+  const c = new Date(d.getTime() + CST_OFFSET_MS);
+  return c.getUTCFullYear() + '-' + pad(c.getUTCMonth() + 1) + '-' + pad(c.getUTCDate());
+};
 const dateOfMs = (ms) => (ms ? isoDate(new Date(ms)) : '—');
 function ago(ms) {
   if (!ms) return 'never';
@@ -324,7 +330,8 @@ function parentCode(code) {
 function renderSupervision(seq, params) {
   const own = cache.health ? cache.health.division : '';
   const division = params.get('division') || own;
-  const today = new Date();
+  // "Today" is the node's, not the browser's (a rehearsal network may run ahead of the calendar).
+  const today = new Date(cache.health && cache.health.now_ms ? cache.health.now_ms : Date.now());
   const monthAgo = new Date(today.getTime() - 29 * 86400000);
   const from = params.get('from') || isoDate(monthAgo);
   const to = params.get('to') || isoDate(today);
@@ -484,7 +491,7 @@ function drawWarnings(box, list) {
   box.replaceChildren(h('table', { 'data-testid': 'warnings-table' },
     h('thead', {}, h('tr', {}, ['', 'Case', 'Where', 'Item', 'Department', 'Deadline', 'Since'].map((t) => h('th', {}, t)))),
     h('tbody', {}, list.map((w) => h('tr', {}, h('td', {}, lightDot(w.light)), h('td', {}, w.case_number), h('td', {}, w.origin),
-      h('td', {}, w.item_code), h('td', {}, w.department), h('td', {}, dateOfMs(w.deadline_ms)), h('td', {}, ago(w.since_ms)))))));
+      h('td', {}, w.item_code), h('td', {}, w.department), h('td', {}, dateOfMs(w.deadline_ms - 1)), h('td', {}, ago(w.since_ms)))))));
 }
 
 // ------------------------------------------------------------------------------------------
