@@ -113,8 +113,9 @@ export NET_CLOCK_OFFSET_DAYS=10
 net_restart_nodes
 net_wait_joined 60
 SUP=$(net_login "$(net_root_code)" supervisor)
-FROM=$(date -u +%Y-%m-01)
-TO=$(date -u -d "+10 days" +%Y-%m-%d)
+# Figures are kept per China Standard Time day (UTC+8): name the days the same way.
+FROM=$(date -u -d "+8 hours" +%Y-%m-01)
+TO=$(date -u -d "+8 hours +10 days" +%Y-%m-%d)
 summary_url="$(net_url "$(net_root_code)")/api/supervision/summary?from=$FROM&to=$TO"
 deadline=$(( $(date +%s) + 60 ))
 until [ "$(curl -s -H "Authorization: Bearer $SUP" "$summary_url" | jq -r '.totals.red // 0')" -gt 0 ]; do
@@ -129,8 +130,8 @@ curl -s -H "Authorization: Bearer $SUP" "$summary_url" | jq -r '
   "  on time \(.totals.on_time_rate | pct)  on site \(.totals.on_site_rate | pct)  satisfaction \(.totals.satisfaction_rate | pct)",
   "  by division:",
   (.children[] | "    \(.name) \(.division): accepted \(.totals.accepted), concluded \(.totals.concluded), open yellow \(.open_yellow), open red \(.open_red)")'
-echo "  ranking $(date -u -d "+10 days" +%Y-%m):"
-curl -s -H "Authorization: Bearer $SUP" "$(net_url "$(net_root_code)")/api/supervision/scores?month=$(date -u -d "+10 days" +%Y-%m)" | jq -r '
+echo "  ranking ${TO:0:7}:"
+curl -s -H "Authorization: Bearer $SUP" "$(net_url "$(net_root_code)")/api/supervision/scores?month=${TO:0:7}" | jq -r '
   .ranking[] | "    \(.score | . * 10 | round / 10)  \(.name) (\(.kind))  red \(.red)  complaints \(.complaints)"'
 echo "  red cases now (warnings):"
 curl -s -H "Authorization: Bearer $SUP" "$(net_url "$(net_root_code)")/api/supervision/warnings" | jq -r '
