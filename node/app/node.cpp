@@ -1,8 +1,6 @@
 #include "node/app/node.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -10,6 +8,7 @@
 #include "federation/store/receipts.h"
 #include "federation/sync/downlink.h"
 #include "federation/sync/uplink.h"
+#include "federation/util/files.h"
 
 namespace tongban {
 
@@ -176,15 +175,6 @@ struct Node::Impl {
                            });
   }
 
-  void scheduleCataloguePoll(DurationMs delay) {
-    catalogue_timer = env.clock->schedule(delay, [this] {
-      catalogue_timer = 0;
-      if (stopped) return;
-      pollCatalogue();
-      scheduleCataloguePoll(options.catalogue_poll_ms);
-    });
-  }
-
   void answerCatalogue(const InboundMessage& m) {
     auto have = decodeCatalogueRequest(m.data);
     if (!have) return;  // garbage: nothing to say
@@ -192,34 +182,31 @@ struct Node::Impl {
     (void)env.transport->reply(m, newer ? catalogue->currentSealed() : Bytes{});
   }
 
-  void scheduleLightScan() {
-    lights_timer = env.clock->schedule(options.cases.light_scan_interval_ms, [this] {
-      lights_timer = 0;
+  // Runs `work` after `first_delay` and then every `interval` on the node's executor until
+  // stop(). `slot` holds the pending timer so stop() can cancel it.
+  void every(DurationMs first_delay, DurationMs interval, Clock::TimerId* slot, std::function<void()> work) {
+    *slot = env.clock->schedule(first_delay, [this, interval, slot, work] {
+      *slot = 0;
       if (stopped) return;
-      auto recorded = cases->scanLights(env.clock->now());
-      if (!recorded) spdlog::error("[{}] light scan failed: {}", self().str(), recorded.status().toString());
-      scheduleLightScan();
+      work();
+      every(interval, interval, slot, work);
     });
   }
 
-  // --- supervision: snapshots of the dirty days, sent up on a timer ---
-  void scheduleSupervision() {
-    supervision_timer = env.clock->schedule(options.supervision.snapshot_interval_ms, [this] {
-      supervision_timer = 0;
-      if (stopped) return;
-      auto made = supervision->publish(env.clock->now());
-      if (!made) spdlog::error("[{}] supervision snapshot failed: {}", self().str(), made.status().toString());
-      scheduleSupervision();
-    });
+  void scanLights() {
+    auto recorded = cases->scanLights(env.clock->now());
+    if (!recorded) spdlog::error("[{}] light scan failed: {}", self().str(), recorded.status().toString());
   }
-  // --- end supervision ---
+
+  // Supervision: snapshots of the days whose figures changed, sent up.
+  void publishSupervision() {
+    auto made = supervision->publish(env.clock->now());
+    if (!made) spdlog::error("[{}] supervision snapshot failed: {}", self().str(), made.status().toString());
+  }
 
   Status publishCatalogueFile() {
-    std::ifstream in(options.catalogue_file);
-    if (!in) return Status(ErrorCode::kIo, "cannot read catalogue file " + options.catalogue_file);
-    std::stringstream text;
-    text << in.rdbuf();
-    auto parsed = parseCatalogueJson(text.str(), 0, env.clock->now());
+    TB_ASSIGN_OR_RETURN(Bytes text, readFileBytes(options.catalogue_file));
+    auto parsed = parseCatalogueJson(toString(text), 0, env.clock->now());
     if (!parsed) return parsed.status().withContext("catalogue file " + options.catalogue_file);
     auto version = catalogue->publish(options.identity, std::move(parsed).value(), env.clock->now());
     if (!version && version.status().code() == ErrorCode::kAlreadyExists) return Status::ok();
@@ -235,15 +222,6 @@ struct Node::Impl {
     auto seq = enqueueUp(kinds::kJoin, encode(join), /*coalescing=*/false,
                          [&](uint64_t join_seq) { return setMeta("join_seq", std::to_string(join_seq)); });
     return seq.status();
-  }
-
-  void scheduleHeartbeat() {
-    heartbeat_timer = env.clock->schedule(options.limits.heartbeat_interval_ms, [this] {
-      heartbeat_timer = 0;
-      if (stopped) return;
-      sendHeartbeat();
-      scheduleHeartbeat();
-    });
   }
 
   void sendHeartbeat() {
@@ -426,8 +404,10 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
                                                 [raw](const InboundMessage& m) { raw->answerCatalogue(m); });
   if (!catalogue_sub) return catalogue_sub.status().withContext("subscribing to " + catalogueSubject(impl->self()));
   impl->catalogue_subscription = *catalogue_sub;
-  impl->scheduleLightScan();
-  impl->scheduleSupervision();
+  impl->every(impl->options.cases.light_scan_interval_ms, impl->options.cases.light_scan_interval_ms,
+              &impl->lights_timer, [raw] { raw->scanLights(); });
+  impl->every(impl->options.supervision.snapshot_interval_ms, impl->options.supervision.snapshot_interval_ms,
+              &impl->supervision_timer, [raw] { raw->publishSupervision(); });
 
   if (impl->self().parent()) {
     impl->uplink = std::make_unique<Uplink>(impl->options.identity, *impl->db, *impl->outbox, *impl->verifier,
@@ -435,8 +415,9 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
                                             env.observer);
     TB_RETURN_IF_ERROR(impl->uplink->start());
     TB_RETURN_IF_ERROR(impl->ensureJoinEnqueued());
-    impl->scheduleHeartbeat();
-    impl->scheduleCataloguePoll(0);
+    impl->every(impl->options.limits.heartbeat_interval_ms, impl->options.limits.heartbeat_interval_ms,
+                &impl->heartbeat_timer, [raw] { raw->sendHeartbeat(); });
+    impl->every(0, impl->options.catalogue_poll_ms, &impl->catalogue_timer, [raw] { raw->pollCatalogue(); });
   }
   spdlog::info("[{}] node {} ({}) started, data in {}", code, impl->options.identity.name,
                levelName(impl->self().level()), impl->options.data_dir);
