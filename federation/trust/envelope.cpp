@@ -352,6 +352,7 @@ Result<OpenedEnvelope> Verifier::open(const Bytes& sealed, const DivisionCode& r
       }
       break;
     case Direction::kReply:
+    case Direction::kStatement:
       break;
     case Direction::kFromRoot:
       if (env.signer != root_.division) {
@@ -360,8 +361,10 @@ Result<OpenedEnvelope> Verifier::open(const Bytes& sealed, const DivisionCode& r
       }
       break;
   }
-  // A document the city publishes for everyone (the catalogue) is addressed to the whole tree.
-  if (rule->direction != Direction::kFromRoot && env.target != receiver) {
+  // A document the city publishes for everyone (the catalogue), and a statement any node may pass
+  // on, are addressed to no one in particular.
+  if (rule->direction != Direction::kFromRoot && rule->direction != Direction::kStatement &&
+      env.target != receiver) {
     return Status(ErrorCode::kUnauthorized, rule->name + " from " + env.signer.str() + " is addressed to " +
                                                 env.target.str() + ", not to this node " + receiver.str());
   }

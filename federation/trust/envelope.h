@@ -36,6 +36,9 @@ enum class Direction {
   kDownToDescendant,    // signer must be a strict ancestor of the target (catalogue, decisions)
   kReply,               // any verified node; the caller checks the signer it expected
   kFromRoot,            // signed by the city's root key, for every node (the catalogue); any target
+  kStatement,           // a signed statement any node may check and pass on (a forwarded case, a
+                        // lookup answer): chain, validity and revocation are checked, the target is
+                        // not; the reader checks that the signer had authority over the content
 };
 
 struct KindRule {
