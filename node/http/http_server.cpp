@@ -167,25 +167,36 @@ class Connection : public std::enable_shared_from_this<Connection> {
     close();
   }
 
+  // The router may answer later (async routes): until then this connection reads nothing more
+  // (pipelined requests wait in buffer_) and `answer` holds it alive. If the server stops first,
+  // the late answer is dropped.
   void handle() {
     auto& raw = parser_->get();
     const unsigned version = raw.version();
     const bool keep_alive = raw.keep_alive();
-    HttpResponse response;
-    try {
-      const auto started = std::chrono::steady_clock::now();
-      HttpRequest req = toHttpRequest(raw);
-      response = state_->router->dispatch(req, state_->staff, state_->clock->now());
-      if (state_->observer) {
+    const auto started = std::chrono::steady_clock::now();
+    auto req = std::make_shared<HttpRequest>();
+    auto answer = [self = shared_from_this(), req, started, version, keep_alive](HttpResponse response) {
+      if (self->state_->stopped) return;
+      if (self->state_->observer) {
         const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
-        state_->observer(req, response.status, took.count());
+        self->state_->observer(*req, response.status, took.count());
       }
+      self->respond(std::move(response), version, keep_alive);
+    };
+    try {
+      *req = toHttpRequest(raw);
+      state_->router->dispatchAsync(*req, state_->staff, state_->clock->now(), answer);
     } catch (const std::exception& e) {
       // The router already catches handler exceptions; this is for anything else (bad_alloc).
+      // If the router answered before throwing, the router's once-guard does not cover us, so
+      // this can only answer a request that got no answer yet.
       spdlog::error("http connection {}: request failed: {}", id_, e.what());
-      response = jsonError(500, errorCodeName(ErrorCode::kInternal), "internal error; the node log has the details");
+      if (!response_) {
+        respond(jsonError(500, errorCodeName(ErrorCode::kInternal), "internal error; the node log has the details"),
+                version, keep_alive);
+      }
     }
-    respond(std::move(response), version, keep_alive);
   }
 
   void respond(HttpResponse res, unsigned version, bool keep_alive) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cassert>
 #include <exception>
+#include <memory>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -160,10 +162,24 @@ std::map<std::string, std::string> parseQuery(const std::string& query) {
 // Router
 
 void Router::add(std::string method, std::string pattern, Access access, Handler handler) {
-  const bool well_formed = !pattern.empty() && pattern.front() == '/' && handler;
-  assert(well_formed && "route pattern must start with '/' and have a handler");
+  const bool has_handler = static_cast<bool>(handler);
+  assert(has_handler && "a route needs a handler");
+  if (!has_handler) return;
+  addRoute(Route{std::move(method), std::move(pattern), {}, access, std::move(handler), nullptr});
+}
+
+void Router::addAsync(std::string method, std::string pattern, Access access, AsyncHandler handler) {
+  const bool has_handler = static_cast<bool>(handler);
+  assert(has_handler && "a route needs a handler");
+  if (!has_handler) return;
+  addRoute(Route{std::move(method), std::move(pattern), {}, access, nullptr, std::move(handler)});
+}
+
+void Router::addRoute(Route route) {
+  const bool well_formed = !route.pattern.empty() && route.pattern.front() == '/';
+  assert(well_formed && "route pattern must start with '/'");
   if (!well_formed) return;
-  Route route{std::move(method), pattern, splitPath(pattern), access, std::move(handler)};
+  route.segments = splitPath(route.pattern);
   for (const auto& segment : route.segments) {
     const bool braces = segment.find('{') != std::string::npos || segment.find('}') != std::string::npos;
     const bool ok = !braces || isParam(segment);
@@ -178,7 +194,8 @@ void Router::add(std::string method, std::string pattern, Access access, Handler
   routes_.push_back(std::move(route));
 }
 
-HttpResponse Router::dispatch(HttpRequest& req, StaffDirectory* staff, TimeMs now) const {
+std::variant<Router::Matched, HttpResponse> Router::match(HttpRequest& req, StaffDirectory* staff,
+                                                          TimeMs now) const {
   if (req.path.empty() || req.path.front() != '/') {
     return jsonError(400, errorCodeName(ErrorCode::kInvalidArgument), "the request path must start with '/'");
   }
@@ -195,11 +212,11 @@ HttpResponse Router::dispatch(HttpRequest& req, StaffDirectory* staff, TimeMs no
   std::vector<std::string> allowed;
   for (const auto& route : routes_) {
     if (route.segments.size() != segments.size()) continue;
-    bool match = true;
-    for (size_t i = 0; i < segments.size() && match; ++i) {
-      match = isParam(route.segments[i]) || route.segments[i] == segments[i];
+    bool fits = true;
+    for (size_t i = 0; i < segments.size() && fits; ++i) {
+      fits = isParam(route.segments[i]) || route.segments[i] == segments[i];
     }
-    if (!match) continue;
+    if (!fits) continue;
     if (route.method != req.method) {
       if (std::find(allowed.begin(), allowed.end(), route.method) == allowed.end()) allowed.push_back(route.method);
       continue;
@@ -234,8 +251,8 @@ HttpResponse Router::dispatch(HttpRequest& req, StaffDirectory* staff, TimeMs no
     if (isParam(pattern_segment)) req.params[pattern_segment.substr(1, pattern_segment.size() - 2)] = segments[i];
   }
 
-  Principal principal;
-  const Principal* caller = nullptr;
+  Matched matched;
+  matched.route = best;
   if (best->access == Access::kAuthenticated) {
     if (staff == nullptr) {
       return jsonError(500, errorCodeName(ErrorCode::kInternal), "this node has no staff directory to check logins");
@@ -247,20 +264,66 @@ HttpResponse Router::dispatch(HttpRequest& req, StaffDirectory* staff, TimeMs no
       if (who.status().code() == ErrorCode::kUnauthorized) return unauthorizedResponse(who.status().message());
       return errorResponse(who.status());
     }
-    principal = std::move(who).value();
-    caller = &principal;
+    matched.principal = std::move(who).value();
+    matched.authenticated = true;
   }
+  return matched;
+}
+
+namespace {
+HttpResponse internalError(const HttpRequest& req) {
+  return jsonError(500, errorCodeName(ErrorCode::kInternal), "internal error while handling " + req.method + " " +
+                                                                 req.path + "; the node log has the details");
+}
+}  // namespace
+
+HttpResponse Router::dispatch(HttpRequest& req, StaffDirectory* staff, TimeMs now) const {
+  std::optional<HttpResponse> answer;
+  dispatchAsync(req, staff, now, [&answer](HttpResponse res) { answer = std::move(res); });
+  if (answer) return std::move(*answer);
+  spdlog::error("{} {} answers asynchronously; dispatch() cannot wait for it", req.method, req.path);
+  return jsonError(500, errorCodeName(ErrorCode::kInternal),
+                   req.method + " " + req.path + " answers asynchronously; this caller cannot wait for it");
+}
+
+void Router::dispatchAsync(HttpRequest& req, StaffDirectory* staff, TimeMs now, Respond respond) const {
+  auto matched = match(req, staff, now);
+  if (auto* early = std::get_if<HttpResponse>(&matched)) return respond(std::move(*early));
+  const Matched& m = std::get<Matched>(matched);
+  const Principal* caller = m.authenticated ? &m.principal : nullptr;
 
   // Handlers return errors as values; a throw is a bug, but it must cost one request, not the node.
+  if (m.route->handler) {
+    std::optional<HttpResponse> res;
+    try {
+      res = m.route->handler(req, caller);
+    } catch (const std::exception& e) {
+      spdlog::error("handler for {} {} threw: {}", req.method, req.path, e.what());
+    } catch (...) {
+      spdlog::error("handler for {} {} threw a non-standard exception", req.method, req.path);
+    }
+    return respond(res ? std::move(*res) : internalError(req));
+  }
+
+  // Exactly once: the flag is shared by every copy of the callback the handler may make.
+  auto answered = std::make_shared<bool>(false);
+  Respond once = [answered, respond, method = req.method, path = req.path](HttpResponse res) {
+    if (*answered) {
+      spdlog::error("handler for {} {} answered twice; the second answer is dropped", method, path);
+      return;
+    }
+    *answered = true;
+    respond(std::move(res));
+  };
   try {
-    return best->handler(req, caller);
+    m.route->async_handler(req, caller, once);
+    return;
   } catch (const std::exception& e) {
     spdlog::error("handler for {} {} threw: {}", req.method, req.path, e.what());
   } catch (...) {
     spdlog::error("handler for {} {} threw a non-standard exception", req.method, req.path);
   }
-  return jsonError(500, errorCodeName(ErrorCode::kInternal), "internal error while handling " + req.method + " " +
-                                                                 req.path + "; the node log has the details");
+  if (!*answered) once(internalError(req));
 }
 
 }  // namespace tongban

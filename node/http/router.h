@@ -5,6 +5,11 @@
 // The router authenticates (Authorization: Bearer <token> → Principal); it never authorises.
 // Role checks live in the handlers, which get the Principal (use forbidden() when one fails).
 //
+// Async routes (addAsync) answer later: the handler gets a `respond` callback to call exactly once,
+// on the node's thread, when its answer is ready (a lookup that asks the parent). The server
+// keeps the connection open until then; dispatchAsync() answers sync routes and errors at once
+// through the same callback, so the server has one path for both.
+//
 // Every error is JSON: {"error":{"code":"NOT_FOUND","message":"..."}}. Status mapping of
 // errorResponse(): INVALID_ARGUMENT, MALFORMED → 400; UNAUTHORIZED → 401; PERMISSION_DENIED → 403; NOT_FOUND → 404;
 // ALREADY_EXISTS, FAILED_PRECONDITION → 409; OVERSIZE → 413; RESOURCE_EXHAUSTED → 429;
@@ -15,6 +20,7 @@
 #include <map>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -58,6 +64,11 @@ class Router {
  public:
   // `principal` is null for kPublic routes and never null for kAuthenticated ones.
   using Handler = std::function<HttpResponse(const HttpRequest&, const Principal* principal)>;
+  // Called at most once per request (a second call is logged and ignored). Safe to call after
+  // the server stopped or the client left: the answer is then dropped.
+  using Respond = std::function<void(HttpResponse)>;
+  // The request and principal are valid only during the call: copy what the answer needs.
+  using AsyncHandler = std::function<void(const HttpRequest&, const Principal* principal, Respond respond)>;
 
   // Pattern: literal segments and whole-segment parameters, e.g. "/api/cases/{number}/steps".
   // Matching is exact (no trailing-slash folding). When several patterns match a path, the one
@@ -66,6 +77,9 @@ class Router {
   // pattern twice, or a malformed pattern, is a programming error (asserts in debug builds;
   // the later one is ignored otherwise).
   void add(std::string method, std::string pattern, Access access, Handler handler);
+  // The same for a handler that answers later through `respond` (same matching rules; a method
+  // and pattern may be added once, sync or async).
+  void addAsync(std::string method, std::string pattern, Access access, AsyncHandler handler);
 
   // 404 NOT_FOUND for an unknown path, 405 METHOD_NOT_ALLOWED (with an Allow header) for a known
   // path and another method, 401 UNAUTHORIZED (with WWW-Authenticate: Bearer) for a missing,
@@ -73,14 +87,29 @@ class Router {
   // gives 500 INTERNAL and the router stays usable.
   HttpResponse dispatch(HttpRequest& req, StaffDirectory* staff, TimeMs now) const;
 
+  // As dispatch(), for every kind of route: `respond` is called exactly once, at once for sync
+  // routes and errors, later for async ones. An async handler that throws before answering
+  // gives 500 INTERNAL. dispatch() on an async route answers only if the handler responds
+  // before returning; otherwise 500 (use dispatchAsync).
+  void dispatchAsync(HttpRequest& req, StaffDirectory* staff, TimeMs now, Respond respond) const;
+
  private:
   struct Route {
     std::string method;
     std::string pattern;
     std::vector<std::string> segments;  // "{name}" for a parameter
     Access access;
-    Handler handler;
+    Handler handler;             // exactly one of the two is set
+    AsyncHandler async_handler;
   };
+  void addRoute(Route route);
+  // Matching and authentication: the route and caller, or the error response to send.
+  struct Matched {
+    const Route* route = nullptr;
+    Principal principal;
+    bool authenticated = false;
+  };
+  std::variant<Matched, HttpResponse> match(HttpRequest& req, StaffDirectory* staff, TimeMs now) const;
   std::vector<Route> routes_;
 };
 

@@ -15,6 +15,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <chrono>
 #include <future>
 #include <map>
 #include <memory>
@@ -155,6 +156,16 @@ class HttpServerTest : public ::testing::Test {
     router_.add("GET", "/api/private", Access::kAuthenticated, [](const HttpRequest&, const Principal* who) {
       return jsonResponse(200, {{"caller", who->display_name}});
     });
+    // Answers 50 ms later from a timer on the io thread, as a lookup answers when its reply comes.
+    router_.addAsync("GET", "/later", Access::kPublic,
+                     [this](const HttpRequest&, const Principal*, Router::Respond respond) {
+                       clock_.schedule(50, [respond] { respond(jsonResponse(200, {{"later", true}})); });
+                     });
+    // Never answers by itself: the test holds the callback.
+    router_.addAsync("GET", "/held", Access::kPublic,
+                     [this](const HttpRequest&, const Principal*, Router::Respond respond) {
+                       held_ = std::move(respond);
+                     });
     router_.add("GET", "/boom", Access::kPublic,
                 [](const HttpRequest&, const Principal*) -> HttpResponse { throw std::runtime_error("bug"); });
   }
@@ -193,6 +204,7 @@ class HttpServerTest : public ::testing::Test {
   std::string token_;
   Router router_;
   std::unique_ptr<HttpServer> server_;
+  Router::Respond held_;  // touched on the io thread only
   std::thread thread_;
 };
 
@@ -368,6 +380,34 @@ TEST_F(HttpServerTest, AuthenticatedRouteNeedsTheBearerTokenOfASession) {
   RawResponse res = client.readResponse();
   ASSERT_EQ(res.status, 200);
   EXPECT_EQ(res.json()["caller"], "张三");
+}
+
+TEST_F(HttpServerTest, AsyncRouteIsAnsweredLaterAndTheConnectionKeepsWorking) {
+  start();
+  RawClient client(port());
+  ASSERT_TRUE(client.send(get("/later") + get("/health")));  // pipelined: answered in order
+  auto later = client.readResponse();
+  EXPECT_EQ(later.status, 200);
+  EXPECT_EQ(later.json()["later"], true);
+  EXPECT_EQ(client.readResponse().status, 200);
+}
+
+TEST_F(HttpServerTest, AnswerArrivingAfterStopIsDroppedSafely) {
+  start();
+  RawClient client(port());
+  ASSERT_TRUE(client.send(get("/held")));
+  // Wait until the handler has run and holds the callback.
+  for (int i = 0; i < 200 && !onIoThread([this] { return static_cast<bool>(held_); }); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(onIoThread([this] { return static_cast<bool>(held_); }));
+  onIoThread([this] {
+    server_->stop();
+    held_(jsonResponse(200, {{"too", "late"}}));  // must not write to a closed connection
+    held_ = nullptr;                              // releases the connection
+    return true;
+  });
+  EXPECT_TRUE(client.closedByServer());
 }
 
 TEST(HttpServerStartTest, BadListenAddressesAreRefused) {

@@ -3,9 +3,11 @@
 
 #include <sodium.h>
 
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "federation/store/database.h"
 #include "node/http/router.h"
@@ -182,6 +184,98 @@ TEST_F(RouterTest, ThrowingHandlerGives500AndTheRouterKeepsServing) {
 TEST_F(RouterTest, MalformedPercentEscapeInPathIs400) {
   EXPECT_EQ(send(withToken(request("GET", "/api/cases/%ZZ"))).status, 400);
   EXPECT_EQ(send(withToken(request("GET", "/api/cases/%4"))).status, 400);
+}
+
+// Async routes: the handler answers later through `respond` (a lookup that asks the parent).
+class AsyncRouterTest : public RouterTest {
+ protected:
+  void SetUp() override {
+    RouterTest::SetUp();
+    router_.addAsync("GET", "/api/later", Access::kAuthenticated,
+                     [this](const HttpRequest& req, const Principal* who, Router::Respond respond) {
+                       pending_.push_back([respond, user = who->username, q = req.query] {
+                         respond(jsonResponse(200, {{"caller", user}, {"query", q}}));
+                       });
+                     });
+    router_.addAsync("GET", "/api/now", Access::kPublic,
+                     [](const HttpRequest&, const Principal*, Router::Respond respond) {
+                       respond(jsonResponse(200, {{"now", true}}));
+                     });
+    router_.addAsync("GET", "/api/twice", Access::kPublic,
+                     [](const HttpRequest&, const Principal*, Router::Respond respond) {
+                       respond(jsonResponse(200, {{"first", true}}));
+                       respond(jsonResponse(500, {{"second", true}}));
+                     });
+    router_.addAsync("GET", "/api/async-boom", Access::kPublic,
+                     [](const HttpRequest&, const Principal*, Router::Respond) { throw std::runtime_error("bug"); });
+  }
+
+  // Dispatches and collects every answer the callback receives.
+  std::vector<HttpResponse>* sendAsync(HttpRequest req) {
+    answers_.push_back(std::make_unique<std::vector<HttpResponse>>());
+    auto* out = answers_.back().get();
+    router_.dispatchAsync(req, staff_.get(), kT0 + 1, [out](HttpResponse res) { out->push_back(std::move(res)); });
+    return out;
+  }
+
+  std::vector<std::function<void()>> pending_;
+  std::vector<std::unique_ptr<std::vector<HttpResponse>>> answers_;
+};
+
+TEST_F(AsyncRouterTest, AsyncRouteAnswersWhenTheHandlerRespondsLater) {
+  HttpRequest req = withToken(request("GET", "/api/later"));
+  req.query["holder"] = "X";
+  auto* answers = sendAsync(req);
+  EXPECT_TRUE(answers->empty());
+  ASSERT_EQ(pending_.size(), 1u);
+  pending_[0]();
+  ASSERT_EQ(answers->size(), 1u);
+  EXPECT_EQ((*answers)[0].status, 200);
+  EXPECT_EQ(parse((*answers)[0])["caller"], "zhangsan");
+  EXPECT_EQ(parse((*answers)[0])["query"]["holder"], "X");
+}
+
+TEST_F(AsyncRouterTest, SyncRoutesAndErrorsAnswerAtOnceThroughDispatchAsync) {
+  auto* health = sendAsync(request("GET", "/health"));
+  ASSERT_EQ(health->size(), 1u);
+  EXPECT_EQ((*health)[0].status, 200);
+  auto* missing = sendAsync(request("GET", "/nope"));
+  ASSERT_EQ(missing->size(), 1u);
+  EXPECT_EQ((*missing)[0].status, 404);
+}
+
+TEST_F(AsyncRouterTest, AsyncRouteChecksTheTokenBeforeCallingTheHandler) {
+  auto* answers = sendAsync(request("GET", "/api/later"));
+  ASSERT_EQ(answers->size(), 1u);
+  EXPECT_EQ((*answers)[0].status, 401);
+  EXPECT_TRUE(pending_.empty());
+}
+
+TEST_F(AsyncRouterTest, SecondAnswerIsDropped) {
+  auto* answers = sendAsync(request("GET", "/api/twice"));
+  ASSERT_EQ(answers->size(), 1u);
+  EXPECT_EQ(parse((*answers)[0])["first"], true);
+}
+
+TEST_F(AsyncRouterTest, AsyncHandlerThatThrowsBeforeAnsweringGives500AndTheRouterKeepsServing) {
+  auto* answers = sendAsync(request("GET", "/api/async-boom"));
+  ASSERT_EQ(answers->size(), 1u);
+  EXPECT_EQ((*answers)[0].status, 500);
+  EXPECT_EQ(parse((*answers)[0])["error"]["code"], "INTERNAL");
+  EXPECT_EQ(send(request("GET", "/health")).status, 200);
+}
+
+TEST_F(AsyncRouterTest, SyncDispatchTakesAnImmediateAsyncAnswerAndRefusesToWaitForALaterOne) {
+  EXPECT_EQ(send(request("GET", "/api/now")).status, 200);
+  auto later = send(withToken(request("GET", "/api/later")));
+  EXPECT_EQ(later.status, 500);
+  EXPECT_NE(parse(later)["error"]["message"].get<std::string>().find("asynchronously"), std::string::npos);
+}
+
+TEST_F(AsyncRouterTest, AsyncAndSyncRoutesShareOneNamespace) {
+  auto* answers = sendAsync(withToken(request("POST", "/api/later")));
+  ASSERT_EQ(answers->size(), 1u);
+  EXPECT_EQ((*answers)[0].status, 405);
 }
 
 TEST(HttpErrorMappingTest, ErrorCodesMapToHttpStatuses) {
