@@ -62,6 +62,7 @@ struct Node::Impl {
   Clock::TimerId supervision_timer = 0;
   // --- end supervision ---
   std::unique_ptr<LogNotifier> notifier;
+  std::unique_ptr<LookupService> lookups;  // --- lookups --- (see the block in open())
   Transport::SubscriptionId status_subscription = 0;
   Transport::SubscriptionId catalogue_subscription = 0;
   Clock::TimerId heartbeat_timer = 0;
@@ -294,6 +295,7 @@ struct Node::Impl {
     if (stopped) return;
     stopped = true;
     *alive = false;
+    if (lookups) lookups->stop();  // lookups: waiting askers get "could not ask"
     if (heartbeat_timer) env.clock->cancel(heartbeat_timer);
     if (catalogue_timer) env.clock->cancel(catalogue_timer);
     if (lights_timer) env.clock->cancel(lights_timer);
@@ -419,6 +421,22 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
                 &impl->heartbeat_timer, [raw] { raw->sendHeartbeat(); });
     impl->every(0, impl->options.catalogue_poll_ms, &impl->catalogue_timer, [raw] { raw->pollCatalogue(); });
   }
+  // --- lookups: answer from our store and our subtree's, else ask the parent (node/lookup/lookup.h) ---
+  registerLookupKinds(impl->kinds);  // the verifier reads the registry on every open
+  {
+    UplinkProbe probe = [raw]() -> std::optional<UplinkView> {
+      if (!raw->uplink) return std::nullopt;
+      const auto& state = raw->uplink->state();
+      return UplinkView{state.link, state.link_since_ms};
+    };
+    TB_ASSIGN_OR_RETURN(impl->lookups, LookupService::start(impl->options.identity, *impl->verifier, *env.clock,
+                                                            *env.transport, *env.random, impl->options.lookups,
+                                                            std::move(probe)));
+    impl->lookups->addSource(makeMaterialLookupSource(*impl->db, impl->options.identity));
+    // Credentials (issue #6) add their LookupSource here. Key revocations are only loaded before
+    // this point today; whoever adds one at run time must call impl->lookups->clearCache().
+  }
+  // --- end lookups ---
   spdlog::info("[{}] node {} ({}) started, data in {}", code, impl->options.identity.name,
                levelName(impl->self().level()), impl->options.data_dir);
   return std::unique_ptr<Node>(new Node(std::move(impl)));
@@ -435,6 +453,7 @@ CaseService& Node::cases() { return *impl_->cases; }
 MaterialStore& Node::materials() { return *impl_->materials; }
 SupervisionService& Node::supervision() { return *impl_->supervision; }
 Clock& Node::clock() { return *impl_->env.clock; }
+LookupService& Node::lookups() { return *impl_->lookups; }
 Result<uint64_t> Node::subtreeEventCount() {
   TB_ASSIGN_OR_RETURN(auto stmt, impl_->db->prepare("SELECT COUNT(*) FROM subtree_case_events"));
   TB_ASSIGN_OR_RETURN(bool row, stmt.step());

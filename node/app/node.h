@@ -20,6 +20,7 @@
 #include "node/cases/cases.h"
 #include "node/catalogue/catalogue.h"
 #include "node/materials/materials.h"
+#include "node/lookup/lookup.h"
 #include "node/supervision/supervision.h"
 
 namespace tongban {
@@ -43,6 +44,8 @@ struct NodeOptions {
   CaseSettings cases;
   // Supervision figures: snapshot interval, keepalive, staleness (docs/supervision.md).
   SupervisionSettings supervision;
+  // Lookups across levels: cache size and lifetime, time budgets (node/lookup/lookup.h).
+  LookupSettings lookups;
 };
 
 // The seams the node runs on: real ones in the daemon, virtual ones in the simulator.
@@ -82,6 +85,9 @@ class Node {
   MaterialStore& materials();
   // Supervision (电子监察): figures, roll-up, warnings and scores of this node's subtree.
   SupervisionService& supervision();
+  // Lookups (查询核验): ask this node, and through it its ancestors, about a holder, a material
+  // or a credential (node/lookup/lookup.h).
+  LookupService& lookups();
   Clock& clock();
   // How many case events / material records of its subtree this node has received.
   Result<uint64_t> subtreeEventCount();

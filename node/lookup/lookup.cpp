@@ -1,0 +1,875 @@
+#include "node/lookup/lookup.h"
+
+#include <algorithm>
+#include <list>
+#include <map>
+#include <unordered_map>
+
+#include <spdlog/spdlog.h>
+
+#include "federation/store/database.h"
+#include "federation/trust/certificate.h"
+#include "federation/util/capnp_io.h"
+#include "node/applicants/id_numbers.h"
+#include "node/materials/materials.h"
+#include "schema/lookup.capnp.h"
+
+namespace tongban {
+
+// ---------------------------------------------------------------------------------------------
+// Questions and outcomes
+
+const char* lookupQuestionName(LookupQuestion q) {
+  switch (q) {
+    case LookupQuestion::kHolder: return "holder";
+    case LookupQuestion::kMaterial: return "material";
+    case LookupQuestion::kCredential: return "credential";
+  }
+  return "unknown";
+}
+
+const char* lookupOutcomeName(LookupOutcome o) {
+  switch (o) {
+    case LookupOutcome::kFound: return "found";
+    case LookupOutcome::kNotFound: return "not_found";
+    case LookupOutcome::kCouldNotAsk: return "could_not_ask";
+  }
+  return "unknown";
+}
+
+Result<LookupQuery> makeLookupQuery(LookupQuestion question, std::string_view key) {
+  LookupQuery q;
+  q.question = question;
+  switch (question) {
+    case LookupQuestion::kHolder: {
+      auto id = parseApplicantId(key);
+      if (!id) return id.status().withContext("holder");
+      q.key = id->number;
+      return q;
+    }
+    case LookupQuestion::kMaterial: {
+      if (key.size() != 64) {
+        return Status(ErrorCode::kInvalidArgument, "a material is named by its SHA-256: 64 hex digits, not " +
+                                                       std::to_string(key.size()) + " characters");
+      }
+      std::string hash(key);
+      for (char& c : hash) {
+        if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+          return Status(ErrorCode::kInvalidArgument, "a material hash has only hex digits 0-9 a-f");
+        }
+      }
+      q.key = std::move(hash);
+      return q;
+    }
+    case LookupQuestion::kCredential: {
+      if (key.empty() || key.size() > kMaxCredentialNumberLength) {
+        return Status(ErrorCode::kInvalidArgument, "a credential number has 1 to " +
+                                                       std::to_string(kMaxCredentialNumberLength) + " characters");
+      }
+      for (char c : key) {
+        const bool ok = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '-' ||
+                        c == '_';
+        if (!ok) return Status(ErrorCode::kInvalidArgument, "a credential number has only A-Z a-z 0-9 - _");
+      }
+      q.key = std::string(key);
+      return q;
+    }
+  }
+  return Status(ErrorCode::kInvalidArgument, "unknown lookup question");
+}
+
+std::string lookupSubject(const DivisionCode& node) { return "tb." + node.str() + ".lookup"; }
+
+void registerLookupKinds(KindRegistry& registry) {
+  registry.add(kLookupRequestKind, {"lookup-request", Direction::kUpToParent, /*durable=*/false});
+  registry.add(kLookupAnswerKind, {"lookup-answer", Direction::kStatement, /*durable=*/false});
+  registry.add(kLookupReplyKind, {"lookup-reply", Direction::kReply, /*durable=*/false});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire messages (schema/lookup.capnp), decoded as hostile input
+
+namespace {
+
+struct RequestMsg {
+  LookupQuery query;
+  uint32_t budget_ms = 0;
+  std::string asked_at;
+};
+
+struct AnswerMsg {
+  LookupQuery query;
+  LookupOutcome outcome = LookupOutcome::kCouldNotAsk;
+  std::vector<LookupRecord> records;
+  bool truncated = false;
+  std::string answerer_name;
+  std::string note;
+  std::string failed_link;
+  std::string reason;
+  TimeMs link_down_since_ms = 0;
+};
+
+struct ReplyMsg {
+  Bytes answer;
+  std::vector<LookupHop> route;
+  std::string cached_at;
+  std::string error;
+};
+
+Result<LookupQuery> readQuery(uint8_t question, const std::string& key) {
+  if (question < 1 || question > 3) {
+    return Status(ErrorCode::kMalformed, "unknown lookup question " + std::to_string(question));
+  }
+  auto q = makeLookupQuery(static_cast<LookupQuestion>(question), key);
+  if (!q) return Status(ErrorCode::kMalformed, q.status().message());
+  if (q->key != key) return Status(ErrorCode::kMalformed, "lookup key is not in normal form");
+  return q;
+}
+
+Bytes encodeRequest(const RequestMsg& m) {
+  capnp::MallocMessageBuilder builder;
+  auto w = builder.initRoot<wire::LookupRequest>();
+  w.setQuestion(static_cast<uint8_t>(m.query.question));
+  w.setKey(m.query.key);
+  w.setBudgetMs(m.budget_ms);
+  w.setAskedAt(m.asked_at);
+  return capnp_io::flatBytes(builder);
+}
+
+Result<RequestMsg> decodeRequest(const Bytes& b) {
+  return capnp_io::read<wire::LookupRequest>(b, "lookup request", kMaxLookupRequestBytes,
+                                             [](wire::LookupRequest::Reader w) -> Result<RequestMsg> {
+                                               RequestMsg m;
+                                               TB_ASSIGN_OR_RETURN(m.query,
+                                                                   readQuery(w.getQuestion(), capnp_io::text(w.getKey())));
+                                               m.budget_ms = w.getBudgetMs();
+                                               m.asked_at = capnp_io::text(w.getAskedAt());
+                                               return m;
+                                             });
+}
+
+Bytes encodeAnswer(const AnswerMsg& m) {
+  capnp::MallocMessageBuilder builder;
+  auto w = builder.initRoot<wire::LookupAnswer>();
+  w.setQuestion(static_cast<uint8_t>(m.query.question));
+  w.setKey(m.query.key);
+  w.setOutcome(static_cast<uint8_t>(m.outcome));
+  auto records = w.initRecords(static_cast<unsigned>(m.records.size()));
+  for (size_t i = 0; i < m.records.size(); ++i) {
+    const LookupRecord& r = m.records[i];
+    auto o = records[static_cast<unsigned>(i)];
+    o.setType(r.type);
+    o.setId(r.id);
+    o.setHolder(r.holder);
+    o.setKind(r.kind);
+    o.setIssuedAt(r.issued_at);
+    o.setAtMs(r.at_ms);
+    o.setSealVerified(r.seal_verified);
+    o.setPayload(capnp_io::dataOf(r.payload));
+  }
+  w.setTruncated(m.truncated);
+  w.setAnswererName(m.answerer_name);
+  w.setNote(m.note);
+  w.setFailedLink(m.failed_link);
+  w.setReason(m.reason);
+  w.setLinkDownSinceMs(m.link_down_since_ms);
+  return capnp_io::flatBytes(builder);
+}
+
+Result<AnswerMsg> decodeAnswer(const Bytes& b) {
+  return capnp_io::read<wire::LookupAnswer>(
+      b, "lookup answer", kMaxLookupAnswerBytes, [](wire::LookupAnswer::Reader w) -> Result<AnswerMsg> {
+        using capnp_io::text;
+        AnswerMsg m;
+        TB_ASSIGN_OR_RETURN(m.query, readQuery(w.getQuestion(), text(w.getKey())));
+        if (w.getOutcome() < 1 || w.getOutcome() > 3) {
+          return Status(ErrorCode::kMalformed, "unknown lookup outcome " + std::to_string(w.getOutcome()));
+        }
+        m.outcome = static_cast<LookupOutcome>(w.getOutcome());
+        if (w.getRecords().size() > kMaxLookupRecords) {
+          return Status(ErrorCode::kMalformed, "lookup answer carries " + std::to_string(w.getRecords().size()) +
+                                                   " records; at most " + std::to_string(kMaxLookupRecords));
+        }
+        for (auto o : w.getRecords()) {
+          LookupRecord r;
+          r.type = text(o.getType());
+          r.id = text(o.getId());
+          r.holder = text(o.getHolder());
+          r.kind = text(o.getKind());
+          r.issued_at = text(o.getIssuedAt());
+          r.at_ms = o.getAtMs();
+          r.seal_verified = o.getSealVerified();
+          r.payload = capnp_io::bytesOf(o.getPayload());
+          if ((r.type != "material" && r.type != "credential") || !DivisionCode::parse(r.issued_at)) {
+            return Status(ErrorCode::kMalformed, "lookup record lacks a known type or a valid issuing division");
+          }
+          m.records.push_back(std::move(r));
+        }
+        m.truncated = w.getTruncated();
+        m.answerer_name = text(w.getAnswererName());
+        m.note = text(w.getNote());
+        m.failed_link = text(w.getFailedLink());
+        m.reason = text(w.getReason());
+        m.link_down_since_ms = w.getLinkDownSinceMs();
+        return m;
+      });
+}
+
+Bytes encodeReply(const ReplyMsg& m) {
+  capnp::MallocMessageBuilder builder;
+  auto w = builder.initRoot<wire::LookupReply>();
+  w.setAnswer(capnp_io::dataOf(m.answer));
+  auto route = w.initRoute(static_cast<unsigned>(m.route.size()));
+  for (size_t i = 0; i < m.route.size(); ++i) {
+    auto h = route[static_cast<unsigned>(i)];
+    h.setDivision(m.route[i].division);
+    h.setName(m.route[i].name);
+    h.setAtMs(m.route[i].at_ms);
+  }
+  w.setCachedAt(m.cached_at);
+  w.setError(m.error);
+  return capnp_io::flatBytes(builder);
+}
+
+Result<ReplyMsg> decodeReply(const Bytes& b) {
+  return capnp_io::read<wire::LookupReply>(
+      b, "lookup reply", kMaxLookupReplyBytes, [](wire::LookupReply::Reader w) -> Result<ReplyMsg> {
+        using capnp_io::text;
+        ReplyMsg m;
+        m.answer = capnp_io::bytesOf(w.getAnswer());
+        if (w.getRoute().size() > kMaxLookupRouteHops) {
+          return Status(ErrorCode::kMalformed, "lookup route has " + std::to_string(w.getRoute().size()) +
+                                                   " hops; at most " + std::to_string(kMaxLookupRouteHops));
+        }
+        for (auto h : w.getRoute()) {
+          LookupHop hop{text(h.getDivision()), text(h.getName()), h.getAtMs()};
+          if (!DivisionCode::parse(hop.division)) return Status(ErrorCode::kMalformed, "lookup route names a bad division");
+          m.route.push_back(std::move(hop));
+        }
+        m.cached_at = text(w.getCachedAt());
+        m.error = text(w.getError());
+        if (!m.cached_at.empty() && !DivisionCode::parse(m.cached_at)) {
+          return Status(ErrorCode::kMalformed, "lookup reply names a bad cache division");
+        }
+        return m;
+      });
+}
+
+std::string cacheKey(const LookupQuery& q) { return std::string(lookupQuestionName(q.question)) + ":" + q.key; }
+
+// ---------------------------------------------------------------------------------------------
+// The materials source
+
+class MaterialLookupSource : public LookupSource {
+ public:
+  MaterialLookupSource(Database& db, const Identity& identity) : db_(db), identity_(identity) {}
+
+  bool answers(LookupQuestion question) const override {
+    return question == LookupQuestion::kHolder || question == LookupQuestion::kMaterial;
+  }
+
+  Result<std::vector<LookupRecord>> find(const LookupQuery& query, size_t limit) override {
+    std::vector<LookupRecord> out;
+    if (!answers(query.question)) return out;
+    const char* column = query.question == LookupQuestion::kHolder ? "holder" : "hash";
+    // Own scans first: their seals are ours, so they are checked here.
+    TB_ASSIGN_OR_RETURN(auto own, db_.prepare(std::string(
+        "SELECT hash, holder, kind, size_bytes, content_type, stored_at, verified_by, verified_at_ms, seal"
+        " FROM materials WHERE ") + column + " = ?1 ORDER BY hash, kind, holder LIMIT ?2"));
+    own.bind(1, query.key).bind(2, static_cast<int64_t>(limit));
+    while (true) {
+      TB_ASSIGN_OR_RETURN(bool row, own.step());
+      if (!row) break;
+      MaterialRecordInfo m;
+      m.hash = own.columnText(0);
+      m.holder = own.columnText(1);
+      m.kind = own.columnText(2);
+      m.size_bytes = static_cast<uint64_t>(own.columnInt64(3));
+      m.content_type = own.columnText(4);
+      m.stored_at = own.columnText(5);
+      m.verified_by = own.columnText(6);
+      m.verified_at_ms = own.columnInt64(7);
+      m.seal = own.columnBlob(8);
+      out.push_back(toRecord(m));
+    }
+    // What the subtree relayed up: the issuer's key is not known here (see LookupRecord).
+    if (out.size() < limit) {
+      TB_ASSIGN_OR_RETURN(auto sub, db_.prepare(std::string("SELECT payload FROM subtree_materials WHERE ") + column +
+                                                " = ?1 ORDER BY hash, kind, stored_at, holder LIMIT ?2"));
+      sub.bind(1, query.key).bind(2, static_cast<int64_t>(limit - out.size()));
+      while (true) {
+        TB_ASSIGN_OR_RETURN(bool row, sub.step());
+        if (!row) break;
+        auto m = decodeMaterialRecord(sub.columnBlob(0));
+        if (!m) return m.status().withContext("stored subtree material record");
+        out.push_back(toRecord(*m));
+      }
+    }
+    return out;
+  }
+
+ private:
+  LookupRecord toRecord(const MaterialRecordInfo& m) const {
+    LookupRecord r;
+    r.type = "material";
+    r.id = m.hash;
+    r.holder = m.holder;
+    r.kind = m.kind;
+    r.issued_at = m.stored_at;
+    r.at_ms = m.verified_at_ms;
+    if (m.stored_at == identity_.division.str() && m.seal.size() == 64) {
+      const std::string text = sealedText(m.hash, m.kind, m.holder);
+      Signature sig{};
+      std::copy(m.seal.begin(), m.seal.end(), sig.begin());
+      r.seal_verified = verifySignature(identity_.keys.public_key, reinterpret_cast<const uint8_t*>(text.data()),
+                                        text.size(), sig);
+    }
+    r.payload = encodeMaterialRecord(m);
+    return r;
+  }
+
+  Database& db_;
+  const Identity& identity_;
+};
+
+}  // namespace
+
+std::unique_ptr<LookupSource> makeMaterialLookupSource(Database& db, const Identity& identity) {
+  return std::make_unique<MaterialLookupSource>(db, identity);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service
+
+namespace {
+
+// An answer whose envelope verified and whose content fits the question.
+struct VerifiedAnswer {
+  Bytes sealed;
+  AnswerMsg answer;
+  DivisionCode signer;
+  TimeMs signed_at_ms = 0;
+};
+
+// What a hop has for a question: the answer, and how it got here.
+struct Resolution {
+  VerifiedAnswer answer;
+  std::vector<LookupHop> route_above;  // from our parent up to the answerer (or the cache)
+  std::string cached_at;
+};
+
+using ResolveCallback = std::function<void(Resolution)>;
+
+struct Waiter {
+  uint64_t id = 0;
+  ResolveCallback done;
+  Clock::TimerId timer = 0;  // joiners only: their own deadline
+};
+
+struct CacheEntry {
+  std::string key;
+  VerifiedAnswer answer;
+  TimeMs expires_at_ms = 0;
+};
+
+std::string nameOf(const Bytes& signed_certificate) {
+  auto info = peekCertificate(signed_certificate);
+  return info ? info->name : std::string();
+}
+
+}  // namespace
+
+struct LookupService::Impl {
+  const Identity* identity = nullptr;
+  const Verifier* verifier = nullptr;
+  Clock* clock = nullptr;
+  Transport* transport = nullptr;
+  Random* random = nullptr;
+  LookupSettings settings;
+  UplinkProbe uplink;
+  std::optional<DivisionCode> parent;
+  std::string parent_name;
+  std::vector<std::unique_ptr<LookupSource>> sources;
+  Transport::SubscriptionId subscription = 0;
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+  bool stopped = false;
+  Stats stats;
+  std::map<std::string, std::vector<Waiter>> pending;  // question → who waits for the parent
+  uint64_t next_waiter = 1;
+  std::list<CacheEntry> lru;  // most recently used first
+  std::unordered_map<std::string, std::list<CacheEntry>::iterator> cache;
+
+  const DivisionCode& self() const { return identity->division; }
+  std::string selfLabel() const { return identity->name.empty() ? self().str() : identity->name; }
+  std::string parentLabel() const { return parent_name.empty() ? parent->str() : parent_name; }
+
+  // ---- cache ----
+  const VerifiedAnswer* cached(const std::string& key, TimeMs now) {
+    auto it = cache.find(key);
+    if (it == cache.end()) return nullptr;
+    if (it->second->expires_at_ms <= now) {
+      lru.erase(it->second);
+      cache.erase(it);
+      return nullptr;
+    }
+    lru.splice(lru.begin(), lru, it->second);
+    return &it->second->answer;
+  }
+
+  void remember(const std::string& key, const VerifiedAnswer& answer) {
+    if (settings.cache_entries == 0) return;
+    auto it = cache.find(key);
+    if (it != cache.end()) {
+      lru.erase(it->second);
+      cache.erase(it);
+    }
+    lru.push_front(CacheEntry{key, answer, answer.signed_at_ms + settings.cache_ttl_ms});
+    cache[key] = lru.begin();
+    while (cache.size() > settings.cache_entries) {
+      cache.erase(lru.back().key);
+      lru.pop_back();
+    }
+  }
+
+  // ---- our own statements ----
+  Resolution ownAnswer(const LookupQuery& q, LookupOutcome outcome, std::vector<LookupRecord> records = {},
+                       std::string note = {}, std::string failed_link = {}, std::string reason = {},
+                       TimeMs since = 0) {
+    AnswerMsg a;
+    a.query = q;
+    a.outcome = outcome;
+    if (records.size() > kMaxLookupRecords) {
+      records.resize(kMaxLookupRecords);
+      a.truncated = true;
+    }
+    a.records = std::move(records);
+    a.answerer_name = identity->name;
+    a.note = std::move(note);
+    a.failed_link = std::move(failed_link);
+    a.reason = std::move(reason);
+    a.link_down_since_ms = since;
+    Bytes payload = encodeAnswer(a);
+    // An answer over the cap (64 records of long fields) loses records until it fits.
+    while (payload.size() + 8 * 1024 > kMaxLookupAnswerBytes && !a.records.empty()) {
+      a.records.pop_back();
+      a.truncated = true;
+      payload = encodeAnswer(a);
+    }
+    SealParams p;
+    p.kind = kLookupAnswerKind;
+    p.timestamp_ms = clock->now();
+    p.target = self();  // a statement: not addressed to anyone in particular
+    p.payload = std::move(payload);
+    Resolution r;
+    r.answer.sealed = sealEnvelope(*identity, p);
+    r.answer.answer = std::move(a);
+    r.answer.signer = self();
+    r.answer.signed_at_ms = p.timestamp_ms;
+    return r;
+  }
+
+  Resolution couldNotAsk(const LookupQuery& q, const std::string& reason, bool link_failed) {
+    std::string link;
+    TimeMs since = 0;
+    if (parent) {
+      link = self().str() + " → " + parent->str();
+      if (link_failed && uplink) {
+        auto view = uplink();
+        if (view && view->link != "up") since = view->since_ms;
+      }
+    }
+    return ownAnswer(q, LookupOutcome::kCouldNotAsk, {}, {}, link, reason, since);
+  }
+
+  // ---- verification of what comes from upstream ----
+  Result<VerifiedAnswer> verifyAnswer(const Bytes& sealed, const LookupQuery& q, TimeMs asked_at) {
+    if (sealed.size() > kMaxLookupAnswerBytes) {
+      return Status(ErrorCode::kOversize, "lookup answer of " + std::to_string(sealed.size()) + " bytes");
+    }
+    const TimeMs now = clock->now();
+    TB_ASSIGN_OR_RETURN(OpenedEnvelope e, verifier->open(sealed, self(), now, nullptr));
+    if (e.kind != kLookupAnswerKind) {
+      return Status(ErrorCode::kMalformed, "expected a lookup answer (kind 121), got kind " + std::to_string(e.kind));
+    }
+    if (!e.signer.covers(self())) {
+      return Status(ErrorCode::kUnauthorized, "lookup answer signed by " + e.signer.str() + ", which is not " +
+                                                  self().str() + " or one of its ancestors");
+    }
+    TB_ASSIGN_OR_RETURN(AnswerMsg a, decodeAnswer(e.payload));
+    if (a.query.question != q.question || a.query.key != q.key) {
+      return Status(ErrorCode::kMalformed, "lookup answer is for another question");
+    }
+    switch (a.outcome) {
+      case LookupOutcome::kNotFound:
+        if (e.signer.level() != Level::kCity) {
+          return Status(ErrorCode::kUnauthorized, "\"not found\" signed by " + e.signer.str() +
+                                                      "; only the city may say a record does not exist");
+        }
+        [[fallthrough]];
+      case LookupOutcome::kCouldNotAsk:
+        if (!a.records.empty()) return Status(ErrorCode::kMalformed, "a negative lookup answer carries records");
+        if (e.timestamp_ms + settings.freshness_slack_ms < asked_at) {
+          return Status(ErrorCode::kReplay, "a negative lookup answer signed before the question was asked");
+        }
+        break;
+      case LookupOutcome::kFound:
+        if (a.records.empty()) return Status(ErrorCode::kMalformed, "a \"found\" answer without records");
+        if (now - e.timestamp_ms > settings.cache_ttl_ms + settings.freshness_slack_ms) {
+          return Status(ErrorCode::kReplay, "a \"found\" answer older than the cache lifetime");
+        }
+        for (const auto& r : a.records) {
+          const bool matches = q.question == LookupQuestion::kHolder
+                                   ? r.holder == q.key
+                                   : r.id == q.key && r.type == (q.question == LookupQuestion::kMaterial ? "material"
+                                                                                                         : "credential");
+          if (!matches) return Status(ErrorCode::kMalformed, "a record in the answer does not match the question");
+          auto issuer = DivisionCode::parse(r.issued_at);
+          if (!issuer || !e.signer.covers(*issuer)) {
+            return Status(ErrorCode::kUnauthorized, e.signer.str() + " answered for a record of " + r.issued_at +
+                                                        ", which is outside its subtree");
+          }
+        }
+        break;
+    }
+    return VerifiedAnswer{sealed, std::move(a), e.signer, e.timestamp_ms};
+  }
+
+  // ---- resolving a question at this hop ----
+  void resolve(const LookupQuery& q, DurationMs budget_ms, ResolveCallback done) {
+    const std::string key = cacheKey(q);
+    const TimeMs now = clock->now();
+    // 1. Our own store: authoritative and fresh for our subtree.
+    std::vector<LookupRecord> records;
+    bool any_source = false;
+    for (auto& source : sources) {
+      if (!source->answers(q.question)) continue;
+      any_source = true;
+      auto found = source->find(q, kMaxLookupRecords + 1 - std::min(records.size(), kMaxLookupRecords));
+      if (!found) {
+        spdlog::error("[{}] lookup source failed for a {} question: {}", self().str(), lookupQuestionName(q.question),
+                      found.status().toString());
+        continue;
+      }
+      for (auto& r : *found) records.push_back(std::move(r));
+    }
+    if (!records.empty()) {
+      std::string note;
+      if (q.question == LookupQuestion::kHolder && parent) {
+        note = "records held in " + selfLabel() + "'s area; other divisions may hold more (the city holds all)";
+      }
+      return done(ownAnswer(q, LookupOutcome::kFound, std::move(records), note));
+    }
+    // 2. A positive answer that passed here lately.
+    if (const VerifiedAnswer* hit = cached(key, now)) {
+      ++stats.cache_hits;
+      return done(Resolution{*hit, {}, self().str()});
+    }
+    // 3. The city holds everything: nothing here means nothing anywhere.
+    if (!parent) {
+      std::string note;
+      if (!any_source) {
+        note = std::string("no ") + lookupQuestionName(q.question) +
+               " records are kept in this network yet (credentials arrive with issue #6), so none exists";
+      }
+      return done(ownAnswer(q, LookupOutcome::kNotFound, {}, note));
+    }
+    // 4. Someone here already asked the parent the same question: wait for that answer.
+    auto waiting = pending.find(key);
+    if (waiting != pending.end()) {
+      if (waiting->second.size() >= settings.max_waiters_per_question) {
+        return done(couldNotAsk(q, "too many lookups of this question wait at " + selfLabel() + "; try again shortly",
+                                false));
+      }
+      const DurationMs wait_ms = budget_ms - settings.hop_margin_ms;
+      if (wait_ms <= 0) return done(budgetExhausted(q, budget_ms));
+      ++stats.coalesced;
+      Waiter w{next_waiter++, std::move(done), 0};
+      const uint64_t id = w.id;
+      w.timer = clock->schedule(wait_ms, [this, alive = alive, key, id, q, wait_ms] {
+        if (!*alive) return;
+        auto it = pending.find(key);
+        if (it == pending.end()) return;
+        auto& list = it->second;
+        auto me = std::find_if(list.begin(), list.end(), [id](const Waiter& x) { return x.id == id; });
+        if (me == list.end()) return;
+        ResolveCallback cb = std::move(me->done);
+        list.erase(me);
+        cb(couldNotAsk(q, selfLabel() + " → " + parentLabel() + ": no answer within " + std::to_string(wait_ms) +
+                              " ms (time budget exhausted at " + selfLabel() + ")",
+                       true));
+      });
+      waiting->second.push_back(std::move(w));
+      return;
+    }
+    // 5. Ask the parent, keeping a margin for the way back down.
+    const DurationMs upstream_ms = budget_ms - settings.hop_margin_ms;
+    if (upstream_ms < settings.min_upstream_ms) return done(budgetExhausted(q, budget_ms));
+    if (pending.size() >= settings.max_pending_questions) {
+      return done(couldNotAsk(q, "too many questions wait for " + parentLabel() + " at " + selfLabel() +
+                                     "; try again shortly",
+                              false));
+    }
+    pending[key].push_back(Waiter{next_waiter++, std::move(done), 0});
+    askParent(key, q, upstream_ms);
+  }
+
+  Resolution budgetExhausted(const LookupQuery& q, DurationMs budget_ms) {
+    return couldNotAsk(q,
+                       "time budget exhausted at " + selfLabel() + ": " + std::to_string(std::max<DurationMs>(budget_ms, 0)) +
+                           " ms left, at least " + std::to_string(settings.min_upstream_ms + settings.hop_margin_ms) +
+                           " ms needed to ask " + parentLabel(),
+                       false);
+  }
+
+  void askParent(const std::string& key, const LookupQuery& q, DurationMs upstream_ms) {
+    uint64_t nonce = random->next();
+    if (nonce == 0) nonce = 1;  // 0 marks a refusal that could not be bound to a request
+    RequestMsg m{q, static_cast<uint32_t>(upstream_ms), self().str()};
+    SealParams p;
+    p.kind = kLookupRequestKind;
+    p.timestamp_ms = clock->now();
+    p.target = *parent;
+    p.payload = encodeRequest(m);
+    p.nonce = nonce;
+    ++stats.upstream_requests;
+    const TimeMs asked_at = p.timestamp_ms;
+    transport->request(lookupSubject(*parent), sealEnvelope(*identity, p), upstream_ms,
+                       [this, alive = alive, key, q, nonce, asked_at, upstream_ms](Result<Bytes> reply) {
+                         if (!*alive) return;
+                         finish(key, fromParent(q, nonce, asked_at, upstream_ms, reply));
+                       });
+  }
+
+  void finish(const std::string& key, const Resolution& r) {
+    auto it = pending.find(key);
+    if (it == pending.end()) return;
+    std::vector<Waiter> waiters = std::move(it->second);
+    pending.erase(it);
+    for (auto& w : waiters) {
+      if (w.timer) clock->cancel(w.timer);
+      w.done(r);
+    }
+  }
+
+  Resolution fromParent(const LookupQuery& q, uint64_t nonce, TimeMs asked_at, DurationMs upstream_ms,
+                        const Result<Bytes>& reply) {
+    const std::string link = selfLabel() + " → " + parentLabel() + ": ";
+    if (!reply) {
+      switch (reply.status().code()) {
+        case ErrorCode::kTimeout:
+          return couldNotAsk(q, link + "no answer within " + std::to_string(upstream_ms) + " ms", true);
+        case ErrorCode::kNoResponders:
+          return couldNotAsk(q, link + "nobody answers on " + lookupSubject(*parent) + " (" + parentLabel() +
+                                    " is down or not on the bus)",
+                             true);
+        case ErrorCode::kUnavailable:
+          return couldNotAsk(q, link + selfLabel() + " is not connected to the message bus", true);
+        default:
+          return couldNotAsk(q, link + reply.status().toString(), true);
+      }
+    }
+    auto rejected = [&](const Status& why) {
+      ++stats.answers_rejected;
+      spdlog::warn("[{}] rejected a lookup reply from {}: {}", self().str(), parent->str(), why.toString());
+      return couldNotAsk(q, link + "its reply failed verification (" + why.toString() + ")", false);
+    };
+    if (reply->size() > kMaxLookupReplyBytes) {
+      return rejected(Status(ErrorCode::kOversize, std::to_string(reply->size()) + " bytes"));
+    }
+    auto opened = verifier->open(*reply, self(), clock->now(), nullptr);
+    if (!opened) return rejected(opened.status());
+    if (opened->kind != kLookupReplyKind) return rejected(Status(ErrorCode::kMalformed, "not a lookup reply"));
+    if (opened->signer != *parent) {
+      return rejected(Status(ErrorCode::kUnauthorized, "signed by " + opened->signer.str() + ", not our parent"));
+    }
+    auto body = decodeReply(opened->payload);
+    if (!body) return rejected(body.status());
+    if (!body->error.empty() && (opened->nonce == 0 || opened->nonce == nonce)) {
+      return couldNotAsk(q, link + parentLabel() + " refused the question: " + body->error, false);
+    }
+    if (opened->nonce != nonce || opened->target != self()) {
+      return rejected(Status(ErrorCode::kReplay, "the reply is not for this request"));
+    }
+    // The route runs from our parent upward, one level per hop.
+    if (body->route.empty() || body->route.front().division != parent->str()) {
+      return rejected(Status(ErrorCode::kMalformed, "the route does not start at our parent"));
+    }
+    for (size_t i = 1; i < body->route.size(); ++i) {
+      auto lower = DivisionCode::parse(body->route[i - 1].division);
+      auto upper = DivisionCode::parse(body->route[i].division);
+      if (!lower || !upper || !upper->isParentOf(*lower)) {
+        return rejected(Status(ErrorCode::kMalformed, "the route does not go up one level per hop"));
+      }
+    }
+    auto answer = verifyAnswer(body->answer, q, asked_at);
+    if (!answer) return rejected(answer.status());
+    if (answer->answer.outcome == LookupOutcome::kFound) remember(cacheKey(q), *answer);
+    return Resolution{std::move(answer).value(), std::move(body->route), body->cached_at};
+  }
+
+  // ---- serving a child ----
+  void onRequest(const InboundMessage& m) {
+    if (stopped || m.reply_to.empty()) return;  // nobody to answer
+    const TimeMs received_at = clock->now();
+    auto refuse = [&](const Status& why, const std::optional<DivisionCode>& asker, uint64_t nonce) {
+      ++stats.requests_refused;
+      spdlog::warn("[{}] refused a lookup request: {}", self().str(), why.toString());
+      ReplyMsg r;
+      r.error = why.toString();
+      SealParams p;
+      p.kind = kLookupReplyKind;
+      p.timestamp_ms = received_at;
+      p.target = asker.value_or(self());
+      p.payload = encodeReply(r);
+      p.nonce = nonce;
+      (void)transport->reply(m, sealEnvelope(*identity, p));
+    };
+    if (m.data.size() > kMaxLookupRequestBytes) {
+      return refuse(Status(ErrorCode::kOversize, "lookup request of " + std::to_string(m.data.size()) +
+                                                     " bytes; the limit is " + std::to_string(kMaxLookupRequestBytes)),
+                    std::nullopt, 0);
+    }
+    auto e = verifier->open(m.data, self(), received_at, nullptr);
+    if (!e) {
+      // Addressed to whoever the envelope claims to be (a reply must name its receiver), so a
+      // genuine child whose certificate expired learns why; unbound (nonce 0): it proves nothing.
+      std::optional<DivisionCode> claimed;
+      if (auto peeked = peekEnvelope(m.data); peeked) {
+        if (auto c = DivisionCode::parse(peeked->signer); c) claimed = *c;
+      }
+      return refuse(e.status(), claimed, 0);
+    }
+    if (e->kind != kLookupRequestKind) {
+      return refuse(Status(ErrorCode::kMalformed, "kind " + std::to_string(e->kind) + " sent to " +
+                                                      lookupSubject(self()) + "; expected a lookup request (120)"),
+                    e->signer, e->nonce);
+    }
+    auto request = decodeRequest(e->payload);
+    if (!request) return refuse(request.status(), e->signer, e->nonce);
+    ++stats.requests_served;
+    const DurationMs budget = std::min<DurationMs>(request->budget_ms, settings.max_budget_ms);
+    InboundMessage to{m.subject, m.reply_to, {}};
+    resolve(request->query, budget,
+            [this, alive = alive, to, asker = e->signer, nonce = e->nonce, received_at](Resolution r) {
+              if (!*alive) return;
+              ReplyMsg reply;
+              reply.answer = std::move(r.answer.sealed);
+              reply.route.push_back(LookupHop{self().str(), identity->name, received_at});
+              for (auto& hop : r.route_above) reply.route.push_back(std::move(hop));
+              if (reply.route.size() > kMaxLookupRouteHops) reply.route.resize(kMaxLookupRouteHops);
+              reply.cached_at = r.cached_at;
+              SealParams p;
+              p.kind = kLookupReplyKind;
+              p.timestamp_ms = clock->now();
+              p.target = asker;
+              p.payload = encodeReply(reply);
+              p.nonce = nonce;
+              (void)transport->reply(to, sealEnvelope(*identity, p));
+            });
+  }
+
+  LookupResult toResult(const LookupQuery& q, const Resolution& r, TimeMs asked_at) {
+    LookupResult out;
+    const AnswerMsg& a = r.answer.answer;
+    out.outcome = a.outcome;
+    out.query = q;
+    out.answered_by = r.answer.signer.str();
+    out.answered_by_name = a.answerer_name;
+    out.answered_at_ms = r.answer.signed_at_ms;
+    out.cached_at = r.cached_at;
+    out.route.push_back(LookupHop{self().str(), identity->name, asked_at});
+    for (const auto& hop : r.route_above) out.route.push_back(hop);
+    out.records = a.records;
+    out.truncated = a.truncated;
+    out.note = a.note;
+    out.failed_link = a.failed_link;
+    out.reason = a.reason;
+    out.link_down_since_ms = a.link_down_since_ms;
+    out.took_ms = clock->now() - asked_at;
+    return out;
+  }
+
+  void stop() {
+    if (stopped) return;
+    stopped = true;
+    if (subscription) transport->unsubscribe(subscription);
+    auto waiting = std::move(pending);
+    pending.clear();
+    // Answer everyone still waiting while the service can still sign; then go quiet.
+    for (auto& [key, waiters] : waiting) {
+      for (auto& w : waiters) {
+        if (w.timer) clock->cancel(w.timer);
+        LookupQuery q;
+        auto colon = key.find(':');
+        const std::string name = key.substr(0, colon);
+        q.question = name == "holder" ? LookupQuestion::kHolder
+                     : name == "material" ? LookupQuestion::kMaterial
+                                          : LookupQuestion::kCredential;
+        q.key = key.substr(colon + 1);
+        w.done(couldNotAsk(q, selfLabel() + " is stopping", false));
+      }
+    }
+    *alive = false;
+  }
+};
+
+LookupService::LookupService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LookupService::~LookupService() { stop(); }
+
+Result<std::unique_ptr<LookupService>> LookupService::start(const Identity& identity, const Verifier& verifier,
+                                                            Clock& clock, Transport& transport, Random& random,
+                                                            LookupSettings settings, UplinkProbe uplink) {
+  if (settings.hop_margin_ms < 0 || settings.min_upstream_ms <= 0 || settings.max_budget_ms <= 0 ||
+      settings.default_budget_ms <= 0 || settings.cache_ttl_ms < 0) {
+    return Status(ErrorCode::kInvalidArgument, "lookup settings: budgets and the minimum upstream time must be positive");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->identity = &identity;
+  impl->verifier = &verifier;
+  impl->clock = &clock;
+  impl->transport = &transport;
+  impl->random = &random;
+  impl->settings = settings;
+  impl->uplink = std::move(uplink);
+  impl->parent = identity.division.parent();
+  if (impl->parent) {
+    // The parent's name, for messages a person reads: its certificate is next in our chain (or
+    // it is the city, whose certificate is the root).
+    impl->parent_name = identity.chain.size() >= 2 ? nameOf(identity.chain[1]) : nameOf(identity.root_certificate);
+  }
+  Impl* raw = impl.get();
+  auto sub = transport.subscribe(lookupSubject(identity.division),
+                                 [raw](const InboundMessage& m) { raw->onRequest(m); });
+  if (!sub) return sub.status().withContext("subscribing to " + lookupSubject(identity.division));
+  impl->subscription = *sub;
+  return std::unique_ptr<LookupService>(new LookupService(std::move(impl)));
+}
+
+void LookupService::addSource(std::unique_ptr<LookupSource> source) { impl_->sources.push_back(std::move(source)); }
+
+void LookupService::lookup(const LookupQuery& query, DurationMs budget_ms, Callback done) {
+  Impl* impl = impl_.get();
+  ++impl->stats.lookups;
+  const TimeMs asked_at = impl->clock->now();
+  if (budget_ms <= 0) budget_ms = impl->settings.default_budget_ms;
+  budget_ms = std::min(budget_ms, impl->settings.max_budget_ms);
+  // The callback always runs later, from the executor, never inside lookup().
+  auto deliver = [impl, query, asked_at, done = std::move(done)](Resolution r) {
+    LookupResult result = impl->toResult(query, r, asked_at);
+    impl->clock->schedule(0, [done, result = std::move(result)]() mutable { done(std::move(result)); });
+  };
+  if (impl->stopped) return deliver(impl->couldNotAsk(query, impl->selfLabel() + " is stopping", false));
+  impl->resolve(query, budget_ms, std::move(deliver));
+}
+
+void LookupService::clearCache() {
+  impl_->lru.clear();
+  impl_->cache.clear();
+}
+
+size_t LookupService::cacheSize() const { return impl_->cache.size(); }
+const LookupService::Stats& LookupService::stats() const { return impl_->stats; }
+void LookupService::stop() { impl_->stop(); }
+
+}  // namespace tongban
