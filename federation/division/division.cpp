@@ -105,6 +105,13 @@ bool DivisionCode::isAncestorOf(const DivisionCode& other) const {
   return false;
 }
 
+std::optional<DivisionCode> DivisionCode::childToward(const DivisionCode& descendant) const {
+  for (std::optional<DivisionCode> step = descendant; step; step = step->parent()) {
+    if (isParentOf(*step)) return step;
+  }
+  return std::nullopt;
+}
+
 Result<Topology> Topology::loadFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Status(ErrorCode::kIo, "cannot open topology file " + path);

@@ -44,6 +44,9 @@ class DivisionCode {
   bool isAncestorOf(const DivisionCode& other) const;
   // Same code or an ancestor: "is `other` inside my subtree".
   bool covers(const DivisionCode& other) const { return *this == other || isAncestorOf(other); }
+  // My child on the way down to `descendant` (the descendant itself if it is my child);
+  // nullopt if `descendant` is not below me.
+  std::optional<DivisionCode> childToward(const DivisionCode& descendant) const;
 
   friend bool operator==(const DivisionCode& a, const DivisionCode& b) { return a.code_ == b.code_; }
   friend bool operator!=(const DivisionCode& a, const DivisionCode& b) { return a.code_ != b.code_; }

@@ -17,6 +17,8 @@ const std::vector<Migration> kOutboxMigrations = {
      "  payload BLOB NOT NULL,"
      "  created_ms INTEGER NOT NULL,"
      "  attempts INTEGER NOT NULL DEFAULT 0)"},
+    // One shipper per neighbour reads only its own target's rows.
+    {2, "CREATE INDEX outbox_by_target ON outbox (target, seq)"},
 };
 
 Status requireTransaction(const Database& db, const char* what) {
@@ -53,7 +55,9 @@ Result<uint64_t> Outbox::enqueueCoalescing(uint16_t kind, const std::string& tar
   TB_RETURN_IF_ERROR(requireTransaction(*db_, "outbox enqueue"));
   {
     TB_ASSIGN_OR_RETURN(Statement newest,
-                        db_->prepare("SELECT seq, kind, attempts FROM outbox ORDER BY seq DESC LIMIT 1"));
+                        db_->prepare("SELECT seq, kind, attempts FROM outbox WHERE target = ?1 "
+                                     "ORDER BY seq DESC LIMIT 1"));
+    newest.bind(1, target);
     TB_ASSIGN_OR_RETURN(bool has_row, newest.step());
     // The newest message of the same kind is replaced even if a batch carrying it already went
     // out: the parent may then have applied the older payload under this seq and will drop the
@@ -62,8 +66,8 @@ Result<uint64_t> Outbox::enqueueCoalescing(uint16_t kind, const std::string& tar
     if (has_row && newest.columnInt64(1) == kind) {
       int64_t seq = newest.columnInt64(0);
       TB_ASSIGN_OR_RETURN(Statement update,
-                          db_->prepare("UPDATE outbox SET payload = ?1, target = ?2, created_ms = ?3 WHERE seq = ?4"));
-      update.bind(1, payload).bind(2, target).bind(3, now_ms).bind(4, seq);
+                          db_->prepare("UPDATE outbox SET payload = ?1, created_ms = ?2 WHERE seq = ?3"));
+      update.bind(1, payload).bind(2, now_ms).bind(3, seq);
       TB_RETURN_IF_ERROR(update.run().withContext("replacing outbox message " + std::to_string(seq)));
       return static_cast<uint64_t>(seq);
     }
@@ -71,12 +75,12 @@ Result<uint64_t> Outbox::enqueueCoalescing(uint16_t kind, const std::string& tar
   return enqueue(kind, target, payload, now_ms);
 }
 
-Result<std::vector<OutboxMessage>> Outbox::peek(size_t max_count, size_t max_bytes) {
+Result<std::vector<OutboxMessage>> Outbox::peek(size_t max_count, size_t max_bytes, const std::string& target) {
   if (max_count == 0) return Status(ErrorCode::kInvalidArgument, "outbox peek with max_count 0 can return nothing");
   TB_ASSIGN_OR_RETURN(Statement stmt,
                       db_->prepare("SELECT seq, kind, target, payload, created_ms, attempts FROM outbox "
-                                   "ORDER BY seq LIMIT ?1"));
-  stmt.bind(1, clampToInt64(max_count));
+                                   "WHERE ?2 = '' OR target = ?2 ORDER BY seq LIMIT ?1"));
+  stmt.bind(1, clampToInt64(max_count)).bind(2, target);
   std::vector<OutboxMessage> out;
   size_t bytes = 0;
   while (true) {
@@ -98,9 +102,10 @@ Result<std::vector<OutboxMessage>> Outbox::peek(size_t max_count, size_t max_byt
   return out;
 }
 
-Status Outbox::markAttempted(uint64_t up_to_seq) {
-  TB_ASSIGN_OR_RETURN(Statement stmt, db_->prepare("UPDATE outbox SET attempts = attempts + 1 WHERE seq <= ?1"));
-  stmt.bind(1, clampToInt64(up_to_seq));
+Status Outbox::markAttempted(uint64_t up_to_seq, const std::string& target) {
+  TB_ASSIGN_OR_RETURN(Statement stmt, db_->prepare("UPDATE outbox SET attempts = attempts + 1 "
+                                                   "WHERE seq <= ?1 AND (?2 = '' OR target = ?2)"));
+  stmt.bind(1, clampToInt64(up_to_seq)).bind(2, target);
   return stmt.run().withContext("counting a send attempt for outbox messages up to " + std::to_string(up_to_seq));
 }
 
@@ -124,6 +129,23 @@ Status Outbox::remove(const std::vector<uint64_t>& seqs) {
   }
   if (own) return own->commit().withContext("removing acknowledged outbox messages");
   return Status::ok();
+}
+
+Result<std::vector<std::string>> Outbox::pendingTargets() {
+  TB_ASSIGN_OR_RETURN(Statement stmt, db_->prepare("SELECT DISTINCT target FROM outbox ORDER BY target"));
+  std::vector<std::string> out;
+  while (true) {
+    TB_ASSIGN_OR_RETURN(bool has_row, stmt.step());
+    if (!has_row) break;
+    out.push_back(stmt.columnText(0));
+  }
+  return out;
+}
+
+Result<bool> Outbox::pending(uint64_t seq) {
+  TB_ASSIGN_OR_RETURN(Statement stmt, db_->prepare("SELECT 1 FROM outbox WHERE seq = ?1"));
+  stmt.bind(1, clampToInt64(seq));
+  return stmt.step();
 }
 
 Result<uint64_t> Outbox::depth() {

@@ -1,6 +1,7 @@
-// The durable outbox: messages a node must deliver to its parent, committed in the same
-// transaction as the change that causes them. A shipper (sync/shipper.h) sends them in seq
-// order and deletes them only after the parent acknowledges.
+// The durable outbox: messages a node must deliver to a neighbour (its parent, or one of its
+// children for what travels down), committed in the same transaction as the change that causes
+// them. One shipper per neighbour (sync/shipper.h) sends that neighbour's messages in seq order
+// and deletes them only after the neighbour acknowledges.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +31,7 @@ class Outbox {
   // and the message commit together); refuses with kFailedPrecondition otherwise.
   Result<uint64_t> enqueue(uint16_t kind, const std::string& target, const Bytes& payload, TimeMs now_ms);
 
-  // Like enqueue, but if the newest pending message has the same kind, replaces its payload
+  // Like enqueue, but if the newest pending message for `target` has the same kind, replaces its payload
   // (keeping its seq) instead of adding one: for kinds where a later message supersedes an
   // earlier one (heartbeats), so at most one waits however long the parent is away. If a batch
   // carrying the older payload was already applied, the parent keeps that one.
@@ -38,11 +39,18 @@ class Outbox {
                                      TimeMs now_ms);
 
   // The oldest pending messages, in seq order, at most `max_count` and at most `max_bytes` of
-  // payload (at least one message if any is pending, whatever its size).
-  Result<std::vector<OutboxMessage>> peek(size_t max_count, size_t max_bytes);
+  // payload (at least one message if any is pending, whatever its size). With a `target`, only
+  // that neighbour's messages; with "" every target's.
+  Result<std::vector<OutboxMessage>> peek(size_t max_count, size_t max_bytes, const std::string& target = "");
 
-  // Counts a send attempt for every pending message with seq <= up_to.
-  Status markAttempted(uint64_t up_to_seq);
+  // Counts a send attempt for every pending message for `target` ("" = any) with seq <= up_to.
+  Status markAttempted(uint64_t up_to_seq, const std::string& target = "");
+
+  // Every target with at least one pending message (a node starts a shipper for each).
+  Result<std::vector<std::string>> pendingTargets();
+
+  // Whether message `seq` is still waiting for its acknowledgement.
+  Result<bool> pending(uint64_t seq);
 
   // Deletes the given messages (acknowledged, or permanently rejected by the parent).
   Status remove(const std::vector<uint64_t>& seqs);

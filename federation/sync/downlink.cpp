@@ -46,22 +46,30 @@ void Downlink::registerApplier(MessageKind kind, Applier applier) { appliers_[ki
 
 Status Downlink::start() {
   TB_RETURN_IF_ERROR(db_.migrate("downlink", kDownlinkMigrations));
-  auto sub = transport_.subscribe(upSubject(identity_.division), [this](const InboundMessage& m) {
+  auto on_batch = [this](const InboundMessage& m) {
     Bytes ack = handleBatch(m.data);
     if (!ack.empty()) {
       if (auto st = transport_.reply(m, ack); !st.isOk()) {
         spdlog::warn("[{}] could not send ack: {}", identity_.division.str(), st.toString());
       }
     }
-  });
+  };
+  auto sub = transport_.subscribe(upSubject(identity_.division), on_batch);
   if (!sub) return sub.status().withContext("subscribing to " + upSubject(identity_.division));
   subscription_ = *sub;
+  if (identity_.division.parent()) {
+    auto down = transport_.subscribe(downSubject(identity_.division), on_batch);
+    if (!down) return down.status().withContext("subscribing to " + downSubject(identity_.division));
+    down_subscription_ = *down;
+  }
   return Status::ok();
 }
 
 void Downlink::stop() {
   if (subscription_) transport_.unsubscribe(subscription_);
+  if (down_subscription_) transport_.unsubscribe(down_subscription_);
   subscription_ = 0;
+  down_subscription_ = 0;
 }
 
 Bytes Downlink::handleBatch(const Bytes& batch_bytes) {
@@ -150,7 +158,7 @@ AckResultMsg Downlink::applyOne(const Bytes& sealed, std::string* signer, bool* 
     return result;
   }
   Status st = it->second(*opened);
-  if (st.isOk()) {
+  if (st.isOk() && identity_.division.isParentOf(opened->signer)) {
     auto stmt = db_.prepare(
         "INSERT INTO children (division, last_seen_ms, last_seq) VALUES (?1, ?2, ?3) "
         "ON CONFLICT(division) DO UPDATE SET last_seen_ms = excluded.last_seen_ms, last_seq = excluded.last_seq");

@@ -1,7 +1,11 @@
-// The downlink: receives children's outbox batches on tb.<self>.up, verifies each envelope,
-// applies it and records its (origin, seq) receipt in one transaction, and answers with a
-// signed ack only after commit. A message delivered twice is acknowledged as "duplicate" and
-// not applied again. Keeps the children table (who joined, when last heard).
+// The receiving end of shipping: takes children's outbox batches on tb.<self>.up and the
+// parent's on tb.<self>.down, verifies each envelope (the kind's Direction decides who may send
+// it: a child's kinds are refused from the parent and the other way round), applies it and
+// records its (signer, seq) receipt in one transaction, and answers with a signed ack only after
+// commit. A message delivered twice is acknowledged as "duplicate" and not applied again. Keeps
+// the children table (who joined, when last heard).
+//
+// (The name is historical: it began as the child-to-parent link's receiving end.)
 #pragma once
 
 #include <functional>
@@ -32,7 +36,7 @@ class Downlink {
   // Before start(): who applies each durable kind. Join and heartbeat are built in.
   void registerApplier(MessageKind kind, Applier applier);
 
-  // Creates its table (component "downlink") and subscribes to tb.<self>.up.
+  // Creates its table (component "downlink") and subscribes to tb.<self>.up and tb.<self>.down.
   Status start();
   void stop();
 
@@ -61,6 +65,7 @@ class Downlink {
   SyncObserver* observer_;
   std::map<MessageKind, Applier> appliers_;
   Transport::SubscriptionId subscription_ = 0;
+  Transport::SubscriptionId down_subscription_ = 0;
   Counters counters_;
 };
 

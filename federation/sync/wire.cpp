@@ -18,6 +18,7 @@ void registerFederationKinds(KindRegistry& registry) {
 }
 
 std::string upSubject(const DivisionCode& parent) { return "tb." + parent.str() + ".up"; }
+std::string downSubject(const DivisionCode& child) { return "tb." + child.str() + ".down"; }
 std::string statusSubject(const DivisionCode& node) { return "tb." + node.str() + ".status"; }
 
 Bytes encode(const JoinMsg& m) {

@@ -27,6 +27,7 @@ void registerFederationKinds(KindRegistry& registry);
 
 // Subjects (documented in docs/protocol.md).
 std::string upSubject(const DivisionCode& parent);      // tb.<parent>.up      child → parent batches
+std::string downSubject(const DivisionCode& child);     // tb.<child>.down     parent → child batches
 std::string statusSubject(const DivisionCode& node);    // tb.<node>.status    status requests
 
 struct JoinMsg {

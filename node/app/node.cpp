@@ -7,8 +7,9 @@
 #include "federation/store/outbox.h"
 #include "federation/store/receipts.h"
 #include "federation/sync/downlink.h"
-#include "federation/sync/uplink.h"
+#include "federation/sync/shipper.h"
 #include "federation/util/files.h"
+#include "node/forwarding/forwarding.h"
 
 namespace tongban {
 
@@ -53,15 +54,33 @@ struct Node::Impl {
   KindRegistry kinds;
   std::optional<Verifier> verifier;
   std::unique_ptr<Downlink> downlink;
-  std::unique_ptr<Uplink> uplink;   // null for the city
+  std::unique_ptr<Shipper> uplink;   // to the parent; null for the city
+  // To children, for what travels down (decisions on forwarded cases); started on demand.
+  std::map<std::string, std::unique_ptr<Shipper>> downlinks;
   std::optional<CatalogueStore> catalogue;
   std::optional<MaterialStore> materials;
   std::optional<CaseService> cases;
+  std::optional<ForwardingService> forwarding;
   // --- supervision ---
   std::optional<SupervisionService> supervision;
   Clock::TimerId supervision_timer = 0;
   // --- end supervision ---
   std::unique_ptr<LogNotifier> notifier;
+  // --- material fetch: files on demand from the node that stores them (node/materials/fetch.h) ---
+  std::unique_ptr<MaterialResponder> material_responder;
+  std::unique_ptr<MaterialFetcher> material_fetcher;
+
+  // The newest record of a file that this node's subtree relayed up (where the file is stored).
+  Result<std::optional<MaterialRecordInfo>> findSubtreeMaterial(const std::string& hash, const std::string& holder) {
+    TB_ASSIGN_OR_RETURN(auto stmt, db->prepare("SELECT payload FROM subtree_materials WHERE hash = ?1 AND holder = ?2"
+                                               " ORDER BY received_ms DESC LIMIT 1"));
+    stmt.bind(1, hash).bind(2, holder);
+    TB_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) return std::optional<MaterialRecordInfo>();
+    TB_ASSIGN_OR_RETURN(MaterialRecordInfo record, decodeMaterialRecord(stmt.columnBlob(0)));
+    return std::optional<MaterialRecordInfo>(std::move(record));
+  }
+  // --- end material fetch ---
   std::unique_ptr<LookupService> lookups;  // --- lookups --- (see the block in open())
   Transport::SubscriptionId status_subscription = 0;
   Transport::SubscriptionId catalogue_subscription = 0;
@@ -109,11 +128,42 @@ struct Node::Impl {
   Result<uint64_t> enqueueInTransaction(MessageKind kind, const Bytes& payload) {
     const auto parent = self().parent();
     if (!parent) return Status(ErrorCode::kFailedPrecondition, "the city has no parent");
-    TB_ASSIGN_OR_RETURN(uint64_t seq, outbox->enqueue(kind, parent->str(), payload, env.clock->now()));
+    return enqueueTo(*parent, kind, payload);
+  }
+
+  // Enqueues for a neighbour (the parent or a child) inside the caller's open transaction.
+  Result<uint64_t> enqueueTo(const DivisionCode& neighbour, MessageKind kind, const Bytes& payload) {
+    if (!neighbour.isParentOf(self()) && !self().isParentOf(neighbour)) {
+      return Status(ErrorCode::kInternal, self().str() + " has no link to " + neighbour.str() +
+                                              ": messages go to the parent or a child only");
+    }
+    TB_ASSIGN_OR_RETURN(uint64_t seq, outbox->enqueue(kind, neighbour.str(), payload, env.clock->now()));
     // Notified before the caller commits: the services commit right after enqueueing.
     if (env.observer) env.observer->onEnqueued(self(), seq, kind);
-    if (uplink) uplink->kick();  // runs after the current handler, i.e. after the commit
+    kickShipper(neighbour);  // the send runs after the current handler, i.e. after the commit
     return seq;
+  }
+
+  // Wakes the shipper for a neighbour, starting one for a child the first time it is needed.
+  void kickShipper(const DivisionCode& neighbour) {
+    if (stopped) return;
+    if (uplink && neighbour == uplink->peer()) {
+      uplink->kick();
+      return;
+    }
+    if (!self().isParentOf(neighbour)) return;
+    auto& shipper = downlinks[neighbour.str()];
+    if (!shipper) {
+      shipper = std::make_unique<Shipper>(options.identity, neighbour, downSubject(neighbour), *db, *outbox, *verifier,
+                                          *env.clock, *env.transport, *env.random, options.limits, env.observer);
+      if (auto st = shipper->start(); !st.isOk()) {
+        spdlog::error("[{}] cannot ship to {}: {}", self().str(), neighbour.str(), st.toString());
+        shipper.reset();
+        downlinks.erase(neighbour.str());
+      }
+      return;  // start() schedules the first attempt
+    }
+    shipper->kick();
   }
 
   // Applies a case event from a child: keep it, and pass it on to our own parent in the same
@@ -295,6 +345,7 @@ struct Node::Impl {
     if (stopped) return;
     stopped = true;
     *alive = false;
+    if (material_responder) material_responder->stop();  // material fetch
     if (lookups) lookups->stop();  // lookups: waiting askers get "could not ask"
     if (heartbeat_timer) env.clock->cancel(heartbeat_timer);
     if (catalogue_timer) env.clock->cancel(catalogue_timer);
@@ -303,6 +354,7 @@ struct Node::Impl {
     if (status_subscription) env.transport->unsubscribe(status_subscription);
     if (catalogue_subscription) env.transport->unsubscribe(catalogue_subscription);
     if (uplink) uplink->stop();
+    for (auto& [child, shipper] : downlinks) shipper->stop();
     if (downlink) downlink->stop();
   }
 };
@@ -331,6 +383,7 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
   TB_RETURN_IF_ERROR(impl->db->migrate("node", kNodeMigrations));
   TB_ASSIGN_OR_RETURN(auto outbox, Outbox::open(*impl->db));
   impl->outbox.emplace(std::move(outbox));
+  TB_RETURN_IF_ERROR(Shipper::migrate(*impl->db));
   TB_ASSIGN_OR_RETURN(auto receipts, Receipts::open(*impl->db));
   impl->receipts.emplace(std::move(receipts));
 
@@ -349,6 +402,8 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
   impl->kinds.add(kCaseEventKind, {"case-event", Direction::kUpToParent, /*durable=*/true});
   impl->kinds.add(kMaterialRecordKind, {"material-record", Direction::kUpToParent, /*durable=*/true});
   impl->kinds.add(kSupervisionSnapshotKind, {"supervision-snapshot", Direction::kUpToParent, /*durable=*/true});
+  registerForwardingKinds(impl->kinds);
+  registerMaterialFetchKinds(impl->kinds);
   TB_ASSIGN_OR_RETURN(auto verifier, Verifier::create(impl->options.identity.root_certificate, &impl->kinds));
   impl->verifier.emplace(std::move(verifier));
   for (size_t i = 0; i < impl->options.revocations.size(); ++i) {
@@ -373,6 +428,15 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
                                                     *impl->materials, enqueue_up, impl->options.cases,
                                                     impl->notifier.get()));
   impl->cases.emplace(std::move(cases));
+  TB_ASSIGN_OR_RETURN(auto forwarding, ForwardingService::open(
+      *impl->db, impl->options.identity, *impl->verifier, *impl->cases, *impl->materials,
+      [raw](const DivisionCode& to, MessageKind kind, const Bytes& payload) { return raw->enqueueTo(to, kind, payload); },
+      [raw](uint64_t seq) {
+        auto pending = raw->outbox->pending(seq);
+        return pending.isOk() && *pending;
+      }));
+  impl->forwarding.emplace(std::move(forwarding));
+  impl->cases->setForwardingHooks(impl->forwarding->hooks());
   // --- supervision: after cases (its triggers watch the cases tables) ---
   TB_ASSIGN_OR_RETURN(auto supervision, SupervisionService::open(
       *impl->db, impl->self(), impl->options.identity.name, impl->options.calendar, enqueue_up,
@@ -395,6 +459,12 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
   impl->downlink->registerApplier(kCaseEventKind, [raw](const OpenedEnvelope& e) { return raw->applyCaseEvent(e); });
   impl->downlink->registerApplier(kMaterialRecordKind,
                                   [raw](const OpenedEnvelope& e) { return raw->applyMaterialRecord(e); });
+  impl->downlink->registerApplier(kCaseRelayUpKind, [raw](const OpenedEnvelope& e) {
+    return raw->forwarding->applyRelayUp(e, raw->env.clock->now());
+  });
+  impl->downlink->registerApplier(kCaseRelayDownKind, [raw](const OpenedEnvelope& e) {
+    return raw->forwarding->applyRelayDown(e, raw->env.clock->now());
+  });
   impl->downlink->registerApplier(kSupervisionSnapshotKind, [raw](const OpenedEnvelope& e) {
     return raw->supervision->applySnapshot(e.signer, e.payload, raw->env.clock->now());
   });
@@ -406,20 +476,37 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
                                                 [raw](const InboundMessage& m) { raw->answerCatalogue(m); });
   if (!catalogue_sub) return catalogue_sub.status().withContext("subscribing to " + catalogueSubject(impl->self()));
   impl->catalogue_subscription = *catalogue_sub;
+  // --- material fetch: answer for the files stored here; fetch those our subtree recorded ---
+  impl->material_responder = std::make_unique<MaterialResponder>(impl->options.identity, *impl->verifier,
+                                                                 *impl->materials, *env.clock, *env.transport,
+                                                                 impl->options.material_fetch);
+  TB_RETURN_IF_ERROR(impl->material_responder->start());
+  impl->material_fetcher = std::make_unique<MaterialFetcher>(
+      impl->options.identity, *impl->verifier, *impl->materials, *env.clock, *env.transport, *env.random,
+      [raw](const std::string& hash, const std::string& holder) { return raw->findSubtreeMaterial(hash, holder); },
+      impl->options.material_fetch);
+  // --- end material fetch ---
   impl->every(impl->options.cases.light_scan_interval_ms, impl->options.cases.light_scan_interval_ms,
               &impl->lights_timer, [raw] { raw->scanLights(); });
   impl->every(impl->options.supervision.snapshot_interval_ms, impl->options.supervision.snapshot_interval_ms,
               &impl->supervision_timer, [raw] { raw->publishSupervision(); });
 
   if (impl->self().parent()) {
-    impl->uplink = std::make_unique<Uplink>(impl->options.identity, *impl->db, *impl->outbox, *impl->verifier,
-                                            *env.clock, *env.transport, *env.random, impl->options.limits,
-                                            env.observer);
+    impl->uplink = std::make_unique<Shipper>(impl->options.identity, *impl->self().parent(),
+                                             upSubject(*impl->self().parent()), *impl->db, *impl->outbox,
+                                             *impl->verifier, *env.clock, *env.transport, *env.random,
+                                             impl->options.limits, env.observer);
     TB_RETURN_IF_ERROR(impl->uplink->start());
     TB_RETURN_IF_ERROR(impl->ensureJoinEnqueued());
     impl->every(impl->options.limits.heartbeat_interval_ms, impl->options.limits.heartbeat_interval_ms,
                 &impl->heartbeat_timer, [raw] { raw->sendHeartbeat(); });
     impl->every(0, impl->options.catalogue_poll_ms, &impl->catalogue_timer, [raw] { raw->pollCatalogue(); });
+  }
+  // What was waiting for children when the node stopped goes out again now.
+  TB_ASSIGN_OR_RETURN(auto pending_targets, impl->outbox->pendingTargets());
+  for (const auto& target : pending_targets) {
+    auto child = DivisionCode::parse(target);
+    if (child && impl->self().isParentOf(*child)) impl->kickShipper(*child);
   }
   // --- lookups: answer from our store and our subtree's, else ask the parent (node/lookup/lookup.h) ---
   registerLookupKinds(impl->kinds);  // the verifier reads the registry on every open
@@ -451,6 +538,8 @@ Database& Node::database() { return *impl_->db; }
 CatalogueStore& Node::catalogue() { return *impl_->catalogue; }
 CaseService& Node::cases() { return *impl_->cases; }
 MaterialStore& Node::materials() { return *impl_->materials; }
+ForwardingService& Node::forwarding() { return *impl_->forwarding; }
+MaterialFetcher& Node::materialFetcher() { return *impl_->material_fetcher; }
 SupervisionService& Node::supervision() { return *impl_->supervision; }
 Clock& Node::clock() { return *impl_->env.clock; }
 LookupService& Node::lookups() { return *impl_->lookups; }
@@ -459,7 +548,7 @@ Result<uint64_t> Node::subtreeEventCount() {
   TB_ASSIGN_OR_RETURN(bool row, stmt.step());
   return row ? static_cast<uint64_t>(stmt.columnInt64(0)) : 0;
 }
-std::optional<UplinkState> Node::uplinkState() const {
+std::optional<LinkState> Node::uplinkState() const {
   if (!impl_->uplink) return std::nullopt;
   return impl_->uplink->state();
 }

@@ -11,7 +11,7 @@
 
 #include "federation/store/database.h"
 #include "federation/sync/sync_types.h"
-#include "federation/sync/uplink.h"
+#include "federation/sync/shipper.h"
 #include "federation/sync/wire.h"
 #include "federation/transport/random.h"
 #include "federation/transport/transport.h"
@@ -19,6 +19,8 @@
 #include "node/calendar/calendar.h"
 #include "node/cases/cases.h"
 #include "node/catalogue/catalogue.h"
+#include "node/forwarding/forwarding.h"
+#include "node/materials/fetch.h"
 #include "node/materials/materials.h"
 #include "node/lookup/lookup.h"
 #include "node/supervision/supervision.h"
@@ -46,6 +48,8 @@ struct NodeOptions {
   SupervisionSettings supervision;
   // Lookups across levels: cache size and lifetime, time budgets (node/lookup/lookup.h).
   LookupSettings lookups;
+  // Material files on demand: timeouts, deadline, chunk size (node/materials/fetch.h).
+  MaterialFetchSettings material_fetch;
 };
 
 // The seams the node runs on: real ones in the daemon, virtual ones in the simulator.
@@ -77,12 +81,16 @@ class Node {
   Result<bool> joined();
   Database& database();
   // The uplink's counters and link state; nullopt for the city (it has no parent).
-  std::optional<UplinkState> uplinkState() const;
+  std::optional<LinkState> uplinkState() const;
 
   // The service hall on this node.
   CatalogueStore& catalogue();
   CaseService& cases();
   MaterialStore& materials();
+  // Forwarded cases: the audit trail of what passed through this node (cases() holds the cases).
+  ForwardingService& forwarding();
+  // Material files from the node that stores them (own, cached or fetched; node/materials/fetch.h).
+  MaterialFetcher& materialFetcher();
   // Supervision (电子监察): figures, roll-up, warnings and scores of this node's subtree.
   SupervisionService& supervision();
   // Lookups (查询核验): ask this node, and through it its ancestors, about a holder, a material

@@ -34,6 +34,19 @@ const std::vector<Migration> kCaseMigrations = {
      "  PRIMARY KEY (number, light));"
      "CREATE TABLE complaints (id INTEGER PRIMARY KEY AUTOINCREMENT, number TEXT NOT NULL, department TEXT NOT NULL,"
      "  text TEXT NOT NULL, at_ms INTEGER NOT NULL);"},
+    {2,
+     // Forwarded cases. At the decider: held_for = the origin. At the origin: forwarded = 1, the
+     // outbox seq of the transfer (to tell "waiting for the uplink"), the decider once known,
+     // and the decider's steps as they arrive (kept apart from case_steps: supervision counts a
+     // step where it was taken, and these were taken at the decider).
+     "ALTER TABLE cases ADD COLUMN held_for TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE cases ADD COLUMN forwarded INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE cases ADD COLUMN forward_seq INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE cases ADD COLUMN decider TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE cases ADD COLUMN decider_name TEXT NOT NULL DEFAULT '';"
+     "CREATE TABLE case_decider_steps (number TEXT NOT NULL, idx INTEGER NOT NULL, step TEXT NOT NULL,"
+     "  state TEXT NOT NULL, actor TEXT NOT NULL, at_ms INTEGER NOT NULL, note TEXT NOT NULL, detail TEXT NOT NULL,"
+     "  received_ms INTEGER NOT NULL, PRIMARY KEY (number, idx));"},
 };
 
 constexpr size_t kMaxTextField = 200;
@@ -69,6 +82,15 @@ std::string roleList(const std::vector<Role>& roles) {
 }
 
 bool limited(const std::string& s, size_t max) { return s.size() <= max; }
+
+// "2026-11-23 10:12" in China Standard Time, for the location line a clerk reads out.
+std::string cstMinute(TimeMs ms) {
+  const TimeMs local = ms + kCstOffsetMs;
+  const TimeMs minute_of_day = ((local % 86400000) + 86400000) % 86400000 / 60000;
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%02d:%02d", static_cast<int>(minute_of_day / 60), static_cast<int>(minute_of_day % 60));
+  return CivilDate::fromTimeMs(ms).toString() + " " + buf;
+}
 
 }  // namespace
 
@@ -113,8 +135,10 @@ struct CaseService::Impl {
   EnqueueUp enqueue_up;
   CaseSettings settings;
   Notifier* notifier;
+  ForwardingHooks hooks;
 
   Result<CaseRecord> load(const std::string& number);
+  Status loadForwarding(CaseRecord& c, uint64_t forward_seq);
   Status saveRow(const CaseRecord& c, TimeMs now, bool insert);
   // Appends a step to the case's history, stores the case and enqueues the step's event, all in
   // the caller's transaction.
@@ -157,17 +181,21 @@ Status CaseService::Impl::saveRow(const CaseRecord& c, TimeMs now, bool insert) 
   TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
       insert ? "INSERT INTO cases (number, item_code, item_name, department, kind, applicant_id, applicant_name,"
                " contact, state, paused_from, accepted_ms, deadline_ms, concluded_ms, paused_ms, decided_at,"
-               " refusal_notice, evaluation, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-               " ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+               " refusal_notice, evaluation, updated_ms, held_for, forwarded, decider, decider_name)"
+               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,"
+               " ?21, ?22)"
              : "UPDATE cases SET item_code = ?2, item_name = ?3, department = ?4, kind = ?5, applicant_id = ?6,"
                " applicant_name = ?7, contact = ?8, state = ?9, paused_from = ?10, accepted_ms = ?11,"
                " deadline_ms = ?12, concluded_ms = ?13, paused_ms = ?14, decided_at = ?15, refusal_notice = ?16,"
-               " evaluation = ?17, updated_ms = ?18 WHERE number = ?1"));
+               " evaluation = ?17, updated_ms = ?18, held_for = ?19, forwarded = ?20, decider = ?21,"
+               " decider_name = ?22 WHERE number = ?1"));
   stmt.bind(1, c.number).bind(2, c.item_code).bind(3, c.item_name).bind(4, c.department).bind(5, itemKindName(c.kind));
   stmt.bind(6, c.applicant_id).bind(7, c.applicant_name).bind(8, c.contact).bind(9, caseStateName(c.state));
   stmt.bind(10, c.state == CaseState::kSupplement ? caseStateName(c.paused_from) : "");
   stmt.bind(11, c.accepted_ms).bind(12, c.deadline_ms).bind(13, c.concluded_ms).bind(14, c.paused_ms);
   stmt.bind(15, c.decided_at).bind(16, c.refusal_notice).bind(17, c.evaluation).bind(18, now);
+  stmt.bind(19, c.held_for).bind(20, static_cast<int64_t>(c.forwarded ? 1 : 0)).bind(21, c.decider);
+  stmt.bind(22, c.decider_name);
   return stmt.run();
 }
 
@@ -182,6 +210,7 @@ Status CaseService::Impl::record(CaseRecord& c, const std::string& step, const s
   TB_RETURN_IF_ERROR(stmt.run());
   c.steps.push_back(s);
   if (!insert) TB_RETURN_IF_ERROR(saveRow(c, now, false));
+  if (!c.held_for.empty() && hooks.progress) TB_RETURN_IF_ERROR(hooks.progress(c, s));
   if (!enqueue_up) return Status::ok();
   CaseEventInfo e;
   e.case_number = c.number;
@@ -205,8 +234,8 @@ Result<CaseRecord> CaseService::Impl::load(const std::string& number) {
   if (number.empty() || number.size() > 40) return Status(ErrorCode::kInvalidArgument, "'" + number + "' is not a case number");
   TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
       "SELECT number, item_code, item_name, department, kind, applicant_id, applicant_name, contact, state,"
-      " paused_from, accepted_ms, deadline_ms, concluded_ms, paused_ms, decided_at, refusal_notice, evaluation"
-      " FROM cases WHERE number = ?1"));
+      " paused_from, accepted_ms, deadline_ms, concluded_ms, paused_ms, decided_at, refusal_notice, evaluation,"
+      " held_for, forwarded, forward_seq, decider, decider_name FROM cases WHERE number = ?1"));
   stmt.bind(1, number);
   TB_ASSIGN_OR_RETURN(bool row, stmt.step());
   if (!row) return Status(ErrorCode::kNotFound, "no case " + number + " at this node");
@@ -232,6 +261,11 @@ Result<CaseRecord> CaseService::Impl::load(const std::string& number) {
   c.decided_at = stmt.columnText(14);
   c.refusal_notice = stmt.columnText(15);
   c.evaluation = stmt.columnText(16);
+  c.held_for = stmt.columnText(17);
+  c.forwarded = stmt.columnInt64(18) != 0;
+  const auto forward_seq = static_cast<uint64_t>(stmt.columnInt64(19));
+  c.decider = stmt.columnText(20);
+  c.decider_name = stmt.columnText(21);
 
   TB_ASSIGN_OR_RETURN(auto steps, db->prepare(
       "SELECT idx, step, actor, at_ms, note, detail FROM case_steps WHERE number = ?1 ORDER BY idx"));
@@ -257,7 +291,33 @@ Result<CaseRecord> CaseService::Impl::load(const std::string& number) {
     if (!more) break;
     c.material_hashes.push_back(mats.columnText(0));
   }
+  if (c.forwarded) TB_RETURN_IF_ERROR(loadForwarding(c, forward_seq));
   return c;
+}
+
+Status CaseService::Impl::loadForwarding(CaseRecord& c, uint64_t forward_seq) {
+  TB_ASSIGN_OR_RETURN(auto steps, db->prepare(
+      "SELECT idx, step, actor, at_ms, note, detail FROM case_decider_steps WHERE number = ?1 ORDER BY idx"));
+  steps.bind(1, c.number);
+  while (true) {
+    TB_ASSIGN_OR_RETURN(bool more, steps.step());
+    if (!more) break;
+    c.decider_steps.push_back({static_cast<uint32_t>(steps.columnInt64(0)), steps.columnText(1), steps.columnText(2),
+                               steps.columnInt64(3), steps.columnText(4), steps.columnText(5)});
+  }
+  const std::string where = c.decider_name.empty() ? c.decider : c.decider_name + " (" + c.decider + ")";
+  if (!c.decider_steps.empty()) {
+    const CaseStep& last = c.decider_steps.back();
+    c.location = c.state == CaseState::kConcluded
+                     ? "decided at " + where + ", concluded " + cstMinute(last.at_ms) + "; the result is handed over here"
+                     : "at " + where + ": " + caseStateName(c.state) + " since " + cstMinute(last.at_ms);
+    return Status::ok();
+  }
+  c.waiting_for_uplink = forward_seq != 0 && hooks.pending && hooks.pending(forward_seq);
+  c.location = c.waiting_for_uplink
+                   ? "waiting for the uplink since " + cstMinute(c.accepted_ms) + " (it leaves when the link to the parent is up)"
+                   : "sent up towards the " + c.decided_at + " level; not yet taken in there";
+  return Status::ok();
 }
 
 Light CaseService::Impl::lightOf(const CaseRecord& c, TimeMs now) const {
@@ -368,7 +428,15 @@ Result<CaseRecord> CaseService::submit(const IntakeRequest& request, const Princ
     c.concluded_ms = now;
     TB_RETURN_IF_ERROR(m.record(c, "conclude", clerk.username, now, "immediate item concluded on the spot", ""));
   }
+  if (!decidable_here && m.hooks.forward) {
+    // 上报件: the case leaves with this transaction or not at all.
+    TB_ASSIGN_OR_RETURN(uint64_t forward_seq, m.hooks.forward(c, clerk.username, now));
+    c.forwarded = true;
+    TB_ASSIGN_OR_RETURN(auto stmt, m.db->prepare("UPDATE cases SET forwarded = 1, forward_seq = ?2 WHERE number = ?1"));
+    TB_RETURN_IF_ERROR(stmt.bind(1, c.number).bind(2, static_cast<int64_t>(forward_seq)).run());
+  }
   TB_RETURN_IF_ERROR(txn.commit());
+  if (c.forwarded) return get(c.number);  // with its location
   return c;
 }
 
@@ -386,6 +454,10 @@ Result<CaseRecord> CaseService::step(const std::string& number, const StepReques
   }
   TB_ASSIGN_OR_RETURN(auto txn, m.db->begin());
   TB_ASSIGN_OR_RETURN(CaseRecord c, m.load(number));
+  if (c.forwarded) {
+    return Status(ErrorCode::kFailedPrecondition, "case " + number + " is decided at the " + c.decided_at +
+                                                      " level and its steps are taken there; it is " + c.location);
+  }
   if (std::none_of(t->roles.begin(), t->roles.end(), [&](Role r) { return actor.has(r); })) {
     return Status(ErrorCode::kPermissionDenied, actor.username + " may not " + request.step + " a case: that needs the " +
                                                 roleList(t->roles) + " role");
@@ -561,6 +633,7 @@ Result<int> CaseService::scanLights(TimeMs now) {
   TB_ASSIGN_OR_RETURN(auto open_cases, warnings(now));
   int recorded = 0;
   for (auto& c : open_cases) {
+    if (c.forwarded) continue;  // its lights are the decider's: it runs the clock and records them
     // A red case has passed yellow too: record the yellow transition first if it was missed
     // (the node was down, or the limit is shorter than the yellow threshold).
     std::vector<Light> lights = {Light::kYellow};
@@ -582,6 +655,82 @@ Result<int> CaseService::scanLights(TimeMs now) {
     }
   }
   return recorded;
+}
+
+void CaseService::setForwardingHooks(ForwardingHooks hooks) { impl_->hooks = std::move(hooks); }
+
+Result<CaseRecord> CaseService::receiveForwarded(const ForwardedCase& fc, TimeMs now) {
+  Impl& m = *impl_;
+  if (!m.db->inTransaction()) {
+    return Status(ErrorCode::kInternal, "receiveForwarded runs inside the applying transaction");
+  }
+  if (auto existing = m.load(fc.number); existing.isOk()) {
+    return Status(ErrorCode::kAlreadyExists, "case " + fc.number + " is already held here");
+  } else if (existing.status().code() != ErrorCode::kNotFound) {
+    return existing.status();
+  }
+  CaseRecord c;
+  c.number = fc.number;
+  c.item_code = fc.item_code;
+  c.item_name = fc.item_name;
+  c.department = fc.department;
+  c.kind = fc.kind;
+  c.applicant_id = fc.applicant_id;
+  c.applicant_name = fc.applicant_name;
+  c.contact = fc.contact;
+  c.state = CaseState::kAccepted;
+  // The clock started when the citizen applied at the origin, not when the case arrived here.
+  c.accepted_ms = fc.accepted_ms;
+  c.deadline_ms = fc.deadline_ms;
+  c.decided_at = levelName(fc.decide_level);
+  c.held_for = fc.origin;
+  TB_RETURN_IF_ERROR(m.record(c, "receive", "system", now, "accepted at " + fc.origin + " by " + fc.accepted_by,
+                              fc.route, /*insert=*/true));
+  for (const auto& [kind, hash] : fc.materials) {
+    TB_ASSIGN_OR_RETURN(auto stmt, m.db->prepare("INSERT INTO case_materials (number, kind, hash) VALUES (?1, ?2, ?3)"));
+    TB_RETURN_IF_ERROR(stmt.bind(1, c.number).bind(2, kind).bind(3, hash).run());
+    c.material_hashes.push_back(hash);
+  }
+  return c;
+}
+
+Result<bool> CaseService::applyDeciderStep(const DeciderStep& s, TimeMs now) {
+  Impl& m = *impl_;
+  TB_ASSIGN_OR_RETURN(CaseRecord c, m.load(s.number));
+  if (!c.forwarded) {
+    return Status(ErrorCode::kInvalidArgument, "case " + s.number + " was not forwarded from here; " + s.decider +
+                                                   " cannot report steps on it");
+  }
+  if (!c.decider.empty() && c.decider != s.decider) {
+    return Status(ErrorCode::kInvalidArgument, "case " + s.number + " is decided at " + c.decider + ", not at " +
+                                                   s.decider);
+  }
+  TB_ASSIGN_OR_RETURN(auto state, parseCaseState(s.state));
+  TB_ASSIGN_OR_RETURN(auto stmt, m.db->prepare(
+      "INSERT OR IGNORE INTO case_decider_steps (number, idx, step, state, actor, at_ms, note, detail, received_ms)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+  stmt.bind(1, s.number).bind(2, static_cast<int64_t>(s.step.index)).bind(3, s.step.step).bind(4, s.state);
+  stmt.bind(5, s.step.actor).bind(6, s.step.at_ms).bind(7, s.step.note).bind(8, s.step.detail).bind(9, now);
+  TB_RETURN_IF_ERROR(stmt.run());
+  if (m.db->changes() == 0) return false;
+  // Steps travel in order on one path, so the newest is the last applied; a stray older one
+  // (never expected) is kept in the history without moving the state back.
+  TB_ASSIGN_OR_RETURN(auto newest, m.db->prepare("SELECT MAX(idx) FROM case_decider_steps WHERE number = ?1"));
+  newest.bind(1, s.number);
+  TB_ASSIGN_OR_RETURN(bool row, newest.step());
+  if (row && newest.columnInt64(0) > static_cast<int64_t>(s.step.index)) return true;
+  c.decider = s.decider;
+  c.decider_name = s.decider_name;
+  if (c.state == CaseState::kSupplement && state != CaseState::kSupplement) c.paused_ms = 0;
+  if (state == CaseState::kSupplement && c.state != CaseState::kSupplement) {
+    c.paused_from = c.state;
+    c.paused_ms = s.step.at_ms;
+  }
+  c.state = state;
+  c.deadline_ms = s.deadline_ms;
+  c.concluded_ms = s.concluded_ms;
+  TB_RETURN_IF_ERROR(m.saveRow(c, now, false));
+  return true;
 }
 
 Bytes encodeCaseEvent(const CaseEventInfo& e) {

@@ -14,7 +14,10 @@
 //   accepted | undertaken ──supplement [clerk, undertaker, reviewer]──▶ supplement (clock paused)
 //   supplement ──resume [clerk]──▶ the state it left (deadline moved by the working days paused)
 // A node decides only items whose decide level is its own level or below it in the tree
-// (city = highest); other accepted cases wait for forwarding.
+// (city = highest). A case it may not decide is forwarded (上报件, node/forwarding): the
+// ForwardingHooks carry it up in the intake transaction; the decider holds it as a case
+// "held for" the origin and works it with the same steps, and every step it takes comes back to
+// the origin, which mirrors the state and shows where the case is.
 #pragma once
 
 #include <functional>
@@ -113,6 +116,61 @@ struct CaseRecord {
   std::vector<CaseStep> steps;
   std::vector<std::pair<std::string, std::string>> reviews;  // joint: department → approve/deny
   std::vector<std::string> material_hashes;
+
+  // --- forwarding ---
+  // At the decider: the division whose hall accepted the case ("" for the node's own cases).
+  std::string held_for;
+  // At the origin: the case is decided elsewhere; `decider` is known once it has received it.
+  bool forwarded = false;
+  std::string decider;
+  std::string decider_name;
+  // At the origin, for a forwarded case: where it is, in words ("at 南海区 (440605000000):
+  // undertaken since 2026-11-23 10:12" / "waiting for the uplink since ..."), and the steps
+  // taken at the decider as they arrived.
+  std::string location;
+  bool waiting_for_uplink = false;
+  std::vector<CaseStep> decider_steps;
+};
+
+// A forwarded case as the decider receives it (from the origin's signed CaseTransfer).
+struct ForwardedCase {
+  std::string number;
+  std::string origin;
+  std::string item_code;
+  std::string item_name;
+  std::string department;
+  ItemKind kind = ItemKind::kCommitted;
+  Level decide_level = Level::kCity;
+  std::string applicant_id;
+  std::string applicant_name;
+  std::string contact;
+  TimeMs accepted_ms = 0;
+  TimeMs deadline_ms = 0;
+  std::string accepted_by;
+  std::vector<std::pair<std::string, std::string>> materials;  // kind → hash
+  std::string route;        // "440604001001 → 440604001000 → 440604000000", for the receive step
+};
+
+// One step taken at the decider, as the origin receives it.
+struct DeciderStep {
+  std::string number;
+  std::string decider;
+  std::string decider_name;
+  CaseStep step;
+  std::string state;
+  TimeMs deadline_ms = 0;
+  TimeMs concluded_ms = 0;
+};
+
+// How the case service hands forwarded cases to the network (node/forwarding implements it).
+// Both run inside the case's own transaction, so the message commits with the change.
+struct ForwardingHooks {
+  // A case this node accepted and may not decide: send it up. Returns the outbox seq.
+  std::function<Result<uint64_t>(const CaseRecord& c, const std::string& clerk, TimeMs now)> forward;
+  // A step on a case held for another node: send it down to the origin.
+  std::function<Status(const CaseRecord& c, const CaseStep& step)> progress;
+  // Whether an outbox message is still waiting to be shipped (for "waiting for the uplink").
+  std::function<bool(uint64_t seq)> pending;
 };
 
 struct StepRequest {
@@ -165,6 +223,15 @@ class CaseService {
 
   Light lightOf(const CaseRecord& c, TimeMs now) const;
   const CaseSettings& settings() const { return settings_; }
+
+  // --- forwarding (node/forwarding calls these inside its applying transaction) ---
+  void setForwardingHooks(ForwardingHooks hooks);
+  // The decider takes in a forwarded case: stored as held for its origin, with a "receive" step
+  // (which itself goes back down). A case already held is left alone (kAlreadyExists).
+  Result<CaseRecord> receiveForwarded(const ForwardedCase& fc, TimeMs now);
+  // The origin records a step taken at the decider and mirrors its state. Steps arrive in
+  // order; one seen before is ignored (returns false).
+  Result<bool> applyDeciderStep(const DeciderStep& s, TimeMs now);
 
   struct Impl;
  private:

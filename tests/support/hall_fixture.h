@@ -104,8 +104,12 @@ class HallFixture : public ::testing::Test {
 
   // Drives a new CG-0101 (shop sign, decided at district) case into `state`.
   std::string caseIn(CaseState state) {
-    if (state == CaseState::kRefused) return cases_->submit(request("CG-0101", false), clerk_, kMonday0900)->number;
-    std::string n = submit("CG-0101")->number;
+    auto made = state == CaseState::kRefused ? cases_->submit(request("CG-0101", false), clerk_, kMonday0900)
+                                             : submit("CG-0101");
+    EXPECT_TRUE(made.isOk()) << made.status().toString();
+    if (!made) return "";
+    std::string n = made->number;
+    if (state == CaseState::kRefused) return n;
     auto go = [&](const char* s, const Principal& p) { EXPECT_TRUE(step(n, s, p).isOk()) << s; };
     switch (state) {
       case CaseState::kAccepted: break;

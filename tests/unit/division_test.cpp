@@ -34,6 +34,14 @@ TEST(DivisionCode, AncestryIsStrictAndSubtreeBound) {
   EXPECT_FALSE(code("440604001001").isAncestorOf(code("440604001002")));  // siblings
 }
 
+TEST(DivisionCode, TheWayDownNamesTheChildOnThePath) {
+  auto city = code("440600000000");
+  EXPECT_EQ(city.childToward(code("440604001001"))->str(), "440604000000");
+  EXPECT_EQ(code("440604001000").childToward(code("440604001001"))->str(), "440604001001");
+  EXPECT_FALSE(code("440604001000").childToward(code("440604002001")).has_value());  // not below it
+  EXPECT_FALSE(city.childToward(city).has_value());
+}
+
 TEST(DivisionCode, MalformedCodesAreRejectedWithTheReason) {
   auto short_code = DivisionCode::parse("4406040010");
   ASSERT_FALSE(short_code.isOk());

@@ -251,7 +251,7 @@ TEST_F(OutboxFixture, OutboxAndStateSurviveReopen) {
   ASSERT_EQ(all.size(), 1u);
   EXPECT_EQ(toString(all[0].payload), "persisted");
   EXPECT_EQ(all[0].created_ms, 4242);
-  EXPECT_EQ(*db->schemaVersion("outbox"), 1);
+  EXPECT_EQ(*db->schemaVersion("outbox"), 2);
 }
 
 // ---------------------------------------------------------------------------------------------

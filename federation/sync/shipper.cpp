@@ -1,4 +1,4 @@
-#include "federation/sync/uplink.h"
+#include "federation/sync/shipper.h"
 
 #include <algorithm>
 #include <set>
@@ -10,9 +10,9 @@
 namespace tongban {
 
 namespace {
-const std::vector<Migration> kUplinkMigrations = {
+const std::vector<Migration> kShipperMigrations = {
     {1,
-     // Messages the parent refused for good. Kept, never silently dropped: an operator can read
+     // Messages a neighbour refused for good. Kept, never silently dropped: an operator can read
      // them (and a later version can re-send them after the cause is fixed).
      "CREATE TABLE outbox_rejected ("
      "  seq INTEGER PRIMARY KEY, kind INTEGER NOT NULL, target TEXT NOT NULL, payload BLOB NOT NULL,"
@@ -20,10 +20,12 @@ const std::vector<Migration> kUplinkMigrations = {
 };
 }  // namespace
 
-Uplink::Uplink(const Identity& identity, Database& db, Outbox& outbox, const Verifier& verifier, Clock& clock,
-               Transport& transport, Random& random, const SyncLimits& limits, SyncObserver* observer)
+Shipper::Shipper(const Identity& identity, DivisionCode peer, std::string subject, Database& db, Outbox& outbox,
+                 const Verifier& verifier, Clock& clock, Transport& transport, Random& random,
+                 const SyncLimits& limits, SyncObserver* observer)
     : identity_(identity),
-      parent_(identity.division.parent().value_or(identity.division)),
+      peer_(std::move(peer)),
+      subject_(std::move(subject)),
       db_(db),
       outbox_(outbox),
       verifier_(verifier),
@@ -33,12 +35,17 @@ Uplink::Uplink(const Identity& identity, Database& db, Outbox& outbox, const Ver
       limits_(limits),
       observer_(observer) {}
 
-Uplink::~Uplink() { stop(); }
+Shipper::~Shipper() { stop(); }
 
-Status Uplink::start() {
-  TB_RETURN_IF_ERROR(db_.migrate("uplink", kUplinkMigrations));
-  if (!identity_.division.parent()) {
-    return Status(ErrorCode::kFailedPrecondition, "the city " + identity_.division.str() + " has no parent to ship to");
+Status Shipper::migrate(Database& db) {
+  // The component keeps its first name ("uplink"): stores created before downward shipping exist.
+  return db.migrate("uplink", kShipperMigrations);
+}
+
+Status Shipper::start() {
+  if (!peer_.isParentOf(identity_.division) && !identity_.division.isParentOf(peer_)) {
+    return Status(ErrorCode::kFailedPrecondition, identity_.division.str() + " ships only to its parent and its children, not to " +
+                                                      peer_.str());
   }
   started_ = true;
   alive_ = std::make_shared<bool>(true);  // callbacks of an earlier start() stay dead
@@ -47,19 +54,19 @@ Status Uplink::start() {
   return Status::ok();
 }
 
-void Uplink::stop() {
+void Shipper::stop() {
   started_ = false;
   *alive_ = false;
   if (retry_timer_) clock_.cancel(retry_timer_);
   retry_timer_ = 0;
 }
 
-void Uplink::kick() {
+void Shipper::kick() {
   if (!started_ || in_flight_ || retry_timer_) return;  // a pending retry keeps its backoff
   scheduleAttempt(0);
 }
 
-void Uplink::scheduleAttempt(DurationMs delay) {
+void Shipper::scheduleAttempt(DurationMs delay) {
   if (retry_timer_) clock_.cancel(retry_timer_);
   retry_timer_ = clock_.schedule(delay, [this, alive = alive_] {
     if (!*alive) return;
@@ -68,9 +75,9 @@ void Uplink::scheduleAttempt(DurationMs delay) {
   });
 }
 
-void Uplink::attempt() {
+void Shipper::attempt() {
   if (!started_ || in_flight_) return;
-  auto pending = outbox_.peek(limits_.batch_max_messages, limits_.batch_max_bytes);
+  auto pending = outbox_.peek(limits_.batch_max_messages, limits_.batch_max_bytes, peer_.str());
   if (!pending) {
     onFailure("reading the outbox: " + pending.status().toString());
     return;
@@ -85,46 +92,45 @@ void Uplink::attempt() {
     p.kind = m.kind;
     p.seq = m.seq;
     p.timestamp_ms = now;
-    auto target = DivisionCode::parse(m.target);
-    p.target = target ? *target : parent_;
+    p.target = peer_;
     p.payload = m.payload;
     batch.envelopes.push_back(sealEnvelope(identity_, p));
   }
   const uint64_t last_seq = pending->back().seq;
-  if (auto st = outbox_.markAttempted(last_seq); !st.isOk()) {
+  if (auto st = outbox_.markAttempted(last_seq, peer_.str()); !st.isOk()) {
     onFailure("recording the send attempt: " + st.toString());
     return;
   }
   in_flight_ = true;
   in_flight_nonce_ = batch.nonce;
   ++state_.batches_sent;
-  transport_.request(upSubject(parent_), encode(batch), limits_.request_timeout_ms,
+  transport_.request(subject_, encode(batch), limits_.request_timeout_ms,
                      [this, alive = alive_, nonce = batch.nonce, last_seq](Result<Bytes> reply) {
                        if (!*alive) return;
                        onReply(nonce, last_seq, std::move(reply));
                      });
 }
 
-void Uplink::onReply(uint64_t nonce, uint64_t last_seq, Result<Bytes> reply) {
+void Shipper::onReply(uint64_t nonce, uint64_t last_seq, Result<Bytes> reply) {
   if (nonce != in_flight_nonce_) return;  // a stale reply from a superseded attempt
   in_flight_ = false;
   if (!reply) {
-    onFailure("sending to " + parent_.str() + ": " + reply.status().toString());
+    onFailure("sending to " + peer_.str() + ": " + reply.status().toString());
     return;
   }
   auto opened = verifier_.open(*reply, identity_.division, clock_.now(), nullptr);
   if (!opened) {
-    onFailure("ack from " + parent_.str() + " rejected: " + opened.status().toString());
+    onFailure("ack from " + peer_.str() + " rejected: " + opened.status().toString());
     return;
   }
-  if (opened->kind != kinds::kOutboxAck || opened->signer != parent_ || opened->nonce != nonce) {
-    onFailure("reply to batch is not our parent's ack for it (kind " + std::to_string(opened->kind) + ", signer " +
+  if (opened->kind != kinds::kOutboxAck || opened->signer != peer_ || opened->nonce != nonce) {
+    onFailure("reply to batch is not " + peer_.str() + "'s ack for it (kind " + std::to_string(opened->kind) + ", signer " +
               opened->signer.str() + ")");
     return;
   }
   auto ack = decodeOutboxAck(opened->payload);
   if (!ack) {
-    onFailure("ack from " + parent_.str() + " does not decode: " + ack.status().toString());
+    onFailure("ack from " + peer_.str() + " does not decode: " + ack.status().toString());
     return;
   }
   if (auto st = applyAck(*ack, last_seq); !st.isOk()) {
@@ -138,17 +144,17 @@ void Uplink::onReply(uint64_t nonce, uint64_t last_seq, Result<Bytes> reply) {
   }
   state_.last_ack_ms = now;
   backoff_ms_ = limits_.retry_initial_ms;
-  // Whatever the parent did not answer for (it stopped at a transient error) stays pending; if
-  // it answered nothing at all, back off rather than spin.
+  // Whatever the neighbour did not answer for (it stopped at a transient error) stays pending;
+  // if it answered nothing at all, back off rather than spin.
   if (ack->results.empty()) {
-    onFailure("parent " + parent_.str() + " applied nothing of the batch (transient error on its side)");
+    onFailure(peer_.str() + " applied nothing of the batch (transient error on its side)");
     return;
   }
   scheduleAttempt(0);  // more may be pending; attempt() goes idle when the outbox is empty
 }
 
-Status Uplink::applyAck(const OutboxAckMsg& ack, uint64_t last_seq) {
-  auto pending = outbox_.peek(limits_.batch_max_messages, limits_.batch_max_bytes);
+Status Shipper::applyAck(const OutboxAckMsg& ack, uint64_t last_seq) {
+  auto pending = outbox_.peek(limits_.batch_max_messages, limits_.batch_max_bytes, peer_.str());
   if (!pending) return pending.status();
   std::map<uint64_t, const OutboxMessage*> by_seq;
   for (const auto& m : *pending) by_seq[m.seq] = &m;
@@ -175,9 +181,9 @@ Status Uplink::applyAck(const OutboxAckMsg& ack, uint64_t last_seq) {
   TB_RETURN_IF_ERROR(txn.commit());
   for (const auto& [m, r] : rejected) {
     ++state_.rejected_total;
-    state_.last_error = "parent refused message " + std::to_string(m->seq) + ": " + r->outcome + ": " + r->message;
-    spdlog::error("[{}] parent {} refused outbox message {} (kind {}) for good: {}: {}", identity_.division.str(),
-                  parent_.str(), m->seq, m->kind, r->outcome, r->message);
+    state_.last_error = peer_.str() + " refused message " + std::to_string(m->seq) + ": " + r->outcome + ": " + r->message;
+    spdlog::error("[{}] {} refused outbox message {} (kind {}) for good: {}: {}", identity_.division.str(),
+                  peer_.str(), m->seq, m->kind, r->outcome, r->message);
   }
   if (observer_) {
     for (const auto& r : ack.results) {
@@ -187,13 +193,13 @@ Status Uplink::applyAck(const OutboxAckMsg& ack, uint64_t last_seq) {
   return Status::ok();
 }
 
-void Uplink::onFailure(const std::string& why) {
+void Shipper::onFailure(const std::string& why) {
   const TimeMs now = clock_.now();
   ++state_.batches_failed;
   if (state_.link != "down") {
     state_.link = "down";
     state_.link_since_ms = now;
-    spdlog::warn("[{}] uplink to {} down: {}", identity_.division.str(), parent_.str(), why);
+    spdlog::warn("[{}] link to {} down: {}", identity_.division.str(), peer_.str(), why);
   }
   state_.last_error = why;
   // Full jitter over the upper half: spreads the retries of many villages after an outage.

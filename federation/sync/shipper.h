@@ -1,10 +1,11 @@
-// The uplink: ships this node's outbox to its parent, oldest first, and deletes a message only
-// after the parent's signed ack says it was applied (now or before). While the parent is
+// A shipper: ships this node's outbox messages for one neighbour (the parent on tb.<parent>.up,
+// or a child on tb.<child>.down), oldest first, and deletes a message only after that
+// neighbour's signed ack says it was applied (now or before). While the neighbour is
 // unreachable it retries with capped exponential backoff and jitter; nothing is lost, because
 // the outbox is in SQLite.
 //
-// One batch is in flight at a time, and a batch always starts at the oldest pending message,
-// so the parent sees each child's messages in seq order.
+// One batch is in flight at a time, and a batch always starts at the oldest pending message
+// for the neighbour, so the neighbour sees this node's messages in seq order.
 #pragma once
 
 #include <memory>
@@ -17,32 +18,40 @@
 
 namespace tongban {
 
-struct UplinkState {
+struct LinkState {
   std::string link = "unknown";   // "up" (last batch acked), "down" (last attempt failed), "unknown"
   TimeMs link_since_ms = 0;
   TimeMs last_ack_ms = 0;
   std::string last_error;
   uint64_t batches_sent = 0;
   uint64_t batches_failed = 0;
-  uint64_t rejected_total = 0;     // messages the parent refused for good (kept in outbox_rejected)
+  uint64_t rejected_total = 0;     // messages the neighbour refused for good (kept in outbox_rejected)
 };
 
-class Uplink {
+class Shipper {
  public:
-  Uplink(const Identity& identity, Database& db, Outbox& outbox, const Verifier& verifier, Clock& clock,
-         Transport& transport, Random& random, const SyncLimits& limits, SyncObserver* observer);
-  ~Uplink();
-  Uplink(const Uplink&) = delete;
-  Uplink& operator=(const Uplink&) = delete;
+  // `peer` must be this node's parent or one of its children; `subject` is where it listens
+  // (upSubject(parent) or downSubject(child), sync/wire.h).
+  Shipper(const Identity& identity, DivisionCode peer, std::string subject, Database& db, Outbox& outbox,
+          const Verifier& verifier, Clock& clock, Transport& transport, Random& random, const SyncLimits& limits,
+          SyncObserver* observer);
+  ~Shipper();
+  Shipper(const Shipper&) = delete;
+  Shipper& operator=(const Shipper&) = delete;
 
-  // Creates its table (component "uplink") and starts shipping.
+  // Creates the table every shipper shares (component "uplink": outbox_rejected). Call once at
+  // start-up, before any transaction is open.
+  static Status migrate(Database& db);
+
+  // Starts shipping (after migrate()).
   Status start();
   // New messages were committed: ship now unless a batch is in flight or we are backing off.
   void kick();
   // Cancels timers; a reply that arrives later is ignored.
   void stop();
 
-  const UplinkState& state() const { return state_; }
+  const LinkState& state() const { return state_; }
+  const DivisionCode& peer() const { return peer_; }
   bool busy() const { return in_flight_; }
 
  private:
@@ -53,7 +62,8 @@ class Uplink {
   Status applyAck(const struct OutboxAckMsg& ack, uint64_t last_seq);
 
   const Identity& identity_;
-  DivisionCode parent_;
+  DivisionCode peer_;
+  std::string subject_;
   Database& db_;
   Outbox& outbox_;
   const Verifier& verifier_;
@@ -63,7 +73,7 @@ class Uplink {
   SyncLimits limits_;
   SyncObserver* observer_;
 
-  UplinkState state_;
+  LinkState state_;
   bool started_ = false;
   bool in_flight_ = false;
   uint64_t in_flight_nonce_ = 0;

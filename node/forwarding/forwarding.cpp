@@ -1,0 +1,465 @@
+#include "node/forwarding/forwarding.h"
+
+#include <spdlog/spdlog.h>
+
+#include "federation/util/capnp_io.h"
+#include "schema/forwarding.capnp.h"
+
+namespace tongban {
+
+namespace {
+
+const std::vector<Migration> kForwardingMigrations = {
+    {1,
+     // The audit trail: every forwarded transfer and step this node made, passed on or took in.
+     "CREATE TABLE case_passages (id INTEGER PRIMARY KEY AUTOINCREMENT, number TEXT NOT NULL, what TEXT NOT NULL,"
+     "  step_index INTEGER NOT NULL, action TEXT NOT NULL, from_division TEXT NOT NULL, to_division TEXT NOT NULL,"
+     "  route TEXT NOT NULL, at_ms INTEGER NOT NULL);"
+     "CREATE INDEX case_passages_by_number ON case_passages (number, id);"},
+};
+
+// Explicit limits on what a hop accepts (a transfer carries at most 64 material records).
+constexpr size_t kMaxRelayBytes = 192 * 1024;
+constexpr size_t kMaxHops = 4;            // village → town → district → city
+constexpr size_t kMaxTransferMaterials = 64;
+constexpr size_t kMaxText = 2000;
+
+struct Hop {
+  std::string division;
+  TimeMs at_ms = 0;
+};
+
+struct Relay {
+  Bytes statement;
+  std::vector<Hop> hops;
+};
+
+struct Transfer {
+  std::string number, origin, origin_name, item_code, item_name, department, kind;
+  uint8_t decide_level = 0;
+  std::string applicant_id, applicant_name, contact;
+  TimeMs accepted_ms = 0, deadline_ms = 0;
+  std::string accepted_by, note;
+  std::vector<Bytes> materials;
+  uint64_t catalogue_version = 0;
+};
+
+struct Progress {
+  std::string number, decider, decider_name;
+  uint32_t step_index = 0;
+  std::string step, state, actor;
+  TimeMs at_ms = 0;
+  std::string note, detail;
+  TimeMs deadline_ms = 0, concluded_ms = 0;
+};
+
+Bytes encodeRelay(const Relay& r) {
+  capnp::MallocMessageBuilder b;
+  auto w = b.initRoot<wire::CaseRelay>();
+  w.setStatement(capnp_io::dataOf(r.statement));
+  auto hops = w.initHops(static_cast<unsigned>(r.hops.size()));
+  for (unsigned i = 0; i < r.hops.size(); ++i) {
+    hops[i].setDivision(r.hops[i].division);
+    hops[i].setAtMs(r.hops[i].at_ms);
+  }
+  return capnp_io::flatBytes(b);
+}
+
+Result<Relay> decodeRelay(const Bytes& bytes) {
+  return capnp_io::read<wire::CaseRelay>(bytes, "case relay", kMaxRelayBytes, [](wire::CaseRelay::Reader w) -> Result<Relay> {
+    Relay r;
+    r.statement = capnp_io::bytesOf(w.getStatement());
+    if (r.statement.empty()) return Status(ErrorCode::kMalformed, "case relay carries no statement");
+    if (w.getHops().size() == 0 || w.getHops().size() > kMaxHops) {
+      return Status(ErrorCode::kMalformed, "case relay has " + std::to_string(w.getHops().size()) +
+                                               " hops; between 1 and " + std::to_string(kMaxHops) + " expected");
+    }
+    for (auto h : w.getHops()) r.hops.push_back({capnp_io::text(h.getDivision()), h.getAtMs()});
+    return r;
+  });
+}
+
+Bytes encodeTransfer(const Transfer& t) {
+  capnp::MallocMessageBuilder b;
+  auto w = b.initRoot<wire::CaseTransfer>();
+  w.setCaseNumber(t.number);
+  w.setOrigin(t.origin);
+  w.setOriginName(t.origin_name);
+  w.setItemCode(t.item_code);
+  w.setItemName(t.item_name);
+  w.setDepartment(t.department);
+  w.setKind(t.kind);
+  w.setDecideLevel(t.decide_level);
+  w.setApplicantId(t.applicant_id);
+  w.setApplicantName(t.applicant_name);
+  w.setContact(t.contact);
+  w.setAcceptedAtMs(t.accepted_ms);
+  w.setDeadlineMs(t.deadline_ms);
+  w.setAcceptedBy(t.accepted_by);
+  w.setNote(t.note);
+  auto mats = w.initMaterials(static_cast<unsigned>(t.materials.size()));
+  for (unsigned i = 0; i < t.materials.size(); ++i) mats.set(i, capnp_io::dataOf(t.materials[i]));
+  w.setCatalogueVersion(t.catalogue_version);
+  return capnp_io::flatBytes(b);
+}
+
+bool tooLong(const std::string& s) { return s.size() > kMaxText; }
+
+Result<Transfer> decodeTransfer(const Bytes& bytes) {
+  return capnp_io::read<wire::CaseTransfer>(bytes, "case transfer", kMaxRelayBytes, [](wire::CaseTransfer::Reader w) -> Result<Transfer> {
+    using capnp_io::text;
+    Transfer t;
+    t.number = text(w.getCaseNumber());
+    t.origin = text(w.getOrigin());
+    t.origin_name = text(w.getOriginName());
+    t.item_code = text(w.getItemCode());
+    t.item_name = text(w.getItemName());
+    t.department = text(w.getDepartment());
+    t.kind = text(w.getKind());
+    t.decide_level = w.getDecideLevel();
+    t.applicant_id = text(w.getApplicantId());
+    t.applicant_name = text(w.getApplicantName());
+    t.contact = text(w.getContact());
+    t.accepted_ms = w.getAcceptedAtMs();
+    t.deadline_ms = w.getDeadlineMs();
+    t.accepted_by = text(w.getAcceptedBy());
+    t.note = text(w.getNote());
+    if (w.getMaterials().size() > kMaxTransferMaterials) {
+      return Status(ErrorCode::kMalformed, "case transfer lists more than 64 materials");
+    }
+    for (auto m : w.getMaterials()) t.materials.push_back(capnp_io::bytesOf(m));
+    t.catalogue_version = w.getCatalogueVersion();
+    for (const auto* s : {&t.number, &t.item_code, &t.item_name, &t.department, &t.applicant_id, &t.applicant_name,
+                          &t.contact, &t.accepted_by, &t.note, &t.origin_name}) {
+      if (tooLong(*s)) return Status(ErrorCode::kMalformed, "case transfer has a field longer than 2000 bytes");
+    }
+    if (t.decide_level < 1 || t.decide_level > 4) {
+      return Status(ErrorCode::kMalformed, "case transfer has decide level " + std::to_string(t.decide_level));
+    }
+    if (t.number.rfind(t.origin + "-", 0) != 0) {
+      return Status(ErrorCode::kMalformed, "case number " + t.number + " was not given by its origin " + t.origin);
+    }
+    return t;
+  });
+}
+
+Bytes encodeProgress(const Progress& p) {
+  capnp::MallocMessageBuilder b;
+  auto w = b.initRoot<wire::CaseProgress>();
+  w.setCaseNumber(p.number);
+  w.setDecider(p.decider);
+  w.setDeciderName(p.decider_name);
+  w.setStepIndex(p.step_index);
+  w.setStep(p.step);
+  w.setState(p.state);
+  w.setActor(p.actor);
+  w.setAtMs(p.at_ms);
+  w.setNote(p.note);
+  w.setDetail(p.detail);
+  w.setDeadlineMs(p.deadline_ms);
+  w.setConcludedAtMs(p.concluded_ms);
+  return capnp_io::flatBytes(b);
+}
+
+Result<Progress> decodeProgress(const Bytes& bytes) {
+  return capnp_io::read<wire::CaseProgress>(bytes, "case progress", 64 * 1024, [](wire::CaseProgress::Reader w) -> Result<Progress> {
+    using capnp_io::text;
+    Progress p;
+    p.number = text(w.getCaseNumber());
+    p.decider = text(w.getDecider());
+    p.decider_name = text(w.getDeciderName());
+    p.step_index = w.getStepIndex();
+    p.step = text(w.getStep());
+    p.state = text(w.getState());
+    p.actor = text(w.getActor());
+    p.at_ms = w.getAtMs();
+    p.note = text(w.getNote());
+    p.detail = text(w.getDetail());
+    p.deadline_ms = w.getDeadlineMs();
+    p.concluded_ms = w.getConcludedAtMs();
+    if (p.number.empty() || p.step.empty()) return Status(ErrorCode::kMalformed, "case progress lacks a case number or a step");
+    return p;
+  });
+}
+
+std::string routeText(const std::vector<Hop>& hops) {
+  std::string out;
+  for (const auto& h : hops) out += (out.empty() ? "" : " → ") + h.division;
+  return out;
+}
+
+// The division a case number was given by ("440604001001-00000012" → 440604001001).
+Result<DivisionCode> originOf(const std::string& number) {
+  const auto dash = number.find('-');
+  if (dash == std::string::npos) return Status(ErrorCode::kInvalidArgument, "'" + number + "' is not a case number");
+  return DivisionCode::parse(number.substr(0, dash));
+}
+
+Result<ItemKind> parseItemKind(const std::string& name) {
+  for (ItemKind k : {ItemKind::kImmediate, ItemKind::kCommitted, ItemKind::kJoint, ItemKind::kUpward}) {
+    if (name == itemKindName(k)) return k;
+  }
+  return Status(ErrorCode::kInvalidArgument, "unknown item kind '" + name + "'");
+}
+
+}  // namespace
+
+void registerForwardingKinds(KindRegistry& registry) {
+  registry.add(kCaseTransferKind, {"case-transfer", Direction::kStatement, /*durable=*/false});
+  registry.add(kCaseRelayUpKind, {"case-relay-up", Direction::kUpToParent, /*durable=*/true});
+  registry.add(kCaseProgressKind, {"case-progress", Direction::kStatement, /*durable=*/false});
+  registry.add(kCaseRelayDownKind, {"case-relay-down", Direction::kDownToDescendant, /*durable=*/true});
+}
+
+struct ForwardingService::Impl {
+  Database* db;
+  const Identity* identity;
+  const Verifier* verifier;
+  CaseService* cases;
+  MaterialStore* materials;
+  EnqueueTo enqueue_to;
+  std::function<bool(uint64_t)> outbox_pending;
+
+  const DivisionCode& self() const { return identity->division; }
+
+  Status recordPassage(const Passage& p) {
+    TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
+        "INSERT INTO case_passages (number, what, step_index, action, from_division, to_division, route, at_ms)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+    stmt.bind(1, p.number).bind(2, p.what).bind(3, static_cast<int64_t>(p.step_index)).bind(4, p.action);
+    stmt.bind(5, p.from).bind(6, p.to).bind(7, p.route).bind(8, p.at_ms);
+    return stmt.run();
+  }
+
+  Bytes seal(MessageKind kind, const DivisionCode& about, const Bytes& payload, TimeMs now) {
+    SealParams p;
+    p.kind = kind;
+    p.timestamp_ms = now;
+    p.target = about;  // not checked for a statement; names whom it concerns
+    p.payload = payload;
+    return sealEnvelope(*identity, p);
+  }
+
+  Result<uint64_t> forward(const CaseRecord& c, const std::string& clerk, TimeMs now) {
+    const auto parent = self().parent();
+    if (!parent) return Status(ErrorCode::kInternal, "the city decides everything; nothing to forward");
+    TB_ASSIGN_OR_RETURN(Level decide_level, parseLevel(c.decided_at));
+    Transfer t;
+    t.number = c.number;
+    t.origin = self().str();
+    t.origin_name = identity->name;
+    t.item_code = c.item_code;
+    t.item_name = c.item_name;
+    t.department = c.department;
+    t.kind = itemKindName(c.kind);
+    t.decide_level = static_cast<uint8_t>(decide_level);
+    t.applicant_id = c.applicant_id;
+    t.applicant_name = c.applicant_name;
+    t.contact = c.contact;
+    t.accepted_ms = c.accepted_ms;
+    t.deadline_ms = c.deadline_ms;
+    t.accepted_by = clerk;
+    t.note = c.steps.empty() ? "" : c.steps.front().note;
+    for (const auto& hash : c.material_hashes) {
+      TB_ASSIGN_OR_RETURN(MaterialRecordInfo record, materials->get(hash, c.applicant_id));
+      t.materials.push_back(encodeMaterialRecord(record));
+    }
+    Relay relay{seal(kCaseTransferKind, *parent, encodeTransfer(t), now), {{self().str(), now}}};
+    TB_ASSIGN_OR_RETURN(uint64_t seq, enqueue_to(*parent, kCaseRelayUpKind, encodeRelay(relay)));
+    TB_RETURN_IF_ERROR(recordPassage({c.number, "transfer", 0, "sent up", "", parent->str(), self().str(), now}));
+    return seq;
+  }
+
+  Status progress(const CaseRecord& c, const CaseStep& step) {
+    TB_ASSIGN_OR_RETURN(DivisionCode origin, DivisionCode::parse(c.held_for));
+    auto next = self().childToward(origin);
+    if (!next) {
+      return Status(ErrorCode::kInternal, "case " + c.number + " is held for " + c.held_for + ", which is not below " +
+                                              self().str());
+    }
+    Progress p;
+    p.number = c.number;
+    p.decider = self().str();
+    p.decider_name = identity->name;
+    p.step_index = step.index;
+    p.step = step.step;
+    p.state = caseStateName(c.state);
+    p.actor = step.actor;
+    p.at_ms = step.at_ms;
+    p.note = step.note;
+    p.detail = step.detail;
+    p.deadline_ms = c.deadline_ms;
+    p.concluded_ms = c.concluded_ms;
+    Relay relay{seal(kCaseProgressKind, origin, encodeProgress(p), step.at_ms), {{self().str(), step.at_ms}}};
+    TB_RETURN_IF_ERROR(enqueue_to(*next, kCaseRelayDownKind, encodeRelay(relay)).status());
+    return recordPassage({c.number, "progress", step.index, "sent down", "", next->str(), self().str(), step.at_ms});
+  }
+
+  // Opens the statement inside a relay: it must be of `kind`, and is checked like any envelope
+  // (chain to the root, validity, revocation). Errors are permanent: the sender set it aside.
+  Result<OpenedEnvelope> openStatement(const Relay& relay, MessageKind kind, TimeMs now) {
+    auto opened = verifier->open(relay.statement, self(), now, nullptr);
+    if (!opened) return Status(ErrorCode::kUnauthorized, "the relayed statement does not verify: " + opened.status().toString());
+    if (opened->kind != kind) {
+      return Status(ErrorCode::kInvalidArgument, "a relay of kind " + std::to_string(kind == kCaseTransferKind ? kCaseRelayUpKind : kCaseRelayDownKind) +
+                                                     " carries a statement of kind " + std::to_string(opened->kind));
+    }
+    return opened;
+  }
+
+  Status checkLastHop(const Relay& relay, const DivisionCode& sender) {
+    if (relay.hops.back().division != sender.str()) {
+      return Status(ErrorCode::kInvalidArgument, "relay from " + sender.str() + " names " + relay.hops.back().division +
+                                                     " as its last hop");
+    }
+    return Status::ok();
+  }
+
+  Status applyRelayUp(const OpenedEnvelope& e, TimeMs now) {
+    TB_ASSIGN_OR_RETURN(Relay relay, decodeRelay(e.payload));
+    TB_ASSIGN_OR_RETURN(OpenedEnvelope statement, openStatement(relay, kCaseTransferKind, now));
+    TB_ASSIGN_OR_RETURN(Transfer t, decodeTransfer(statement.payload));
+    TB_ASSIGN_OR_RETURN(DivisionCode origin, DivisionCode::parse(t.origin));
+    // Authority: only the origin may say what it accepted, and only a child covering the origin
+    // may bring it here.
+    if (statement.signer != origin) {
+      return Status(ErrorCode::kUnauthorized, "case " + t.number + " was accepted at " + t.origin + " but the transfer is signed by " +
+                                                  statement.signer.str());
+    }
+    if (!e.signer.covers(origin)) {
+      return Status(ErrorCode::kUnauthorized, e.signer.str() + " relayed case " + t.number + " of " + t.origin +
+                                                  ", which is outside its subtree");
+    }
+    TB_RETURN_IF_ERROR(checkLastHop(relay, e.signer));
+    const auto decide_level = static_cast<Level>(t.decide_level);
+    if (static_cast<int>(origin.level()) <= static_cast<int>(decide_level)) {
+      return Status(ErrorCode::kInvalidArgument, "case " + t.number + " is decided at " + levelName(decide_level) +
+                                                     " level, which its origin " + t.origin + " could do itself");
+    }
+    relay.hops.push_back({self().str(), now});
+    if (static_cast<int>(self().level()) > static_cast<int>(decide_level)) {
+      // Not ours to decide: up one more level.
+      const auto parent = self().parent();
+      if (!parent) return Status(ErrorCode::kInternal, "the city has no parent to pass case " + t.number + " to");
+      TB_RETURN_IF_ERROR(enqueue_to(*parent, kCaseRelayUpKind, encodeRelay(relay)).status());
+      return recordPassage({t.number, "transfer", 0, "passed up", e.signer.str(), parent->str(), routeText(relay.hops), now});
+    }
+    ForwardedCase fc;
+    fc.number = t.number;
+    fc.origin = t.origin;
+    fc.item_code = t.item_code;
+    fc.item_name = t.item_name;
+    fc.department = t.department;
+    TB_ASSIGN_OR_RETURN(fc.kind, parseItemKind(t.kind));
+    fc.decide_level = decide_level;
+    fc.applicant_id = t.applicant_id;
+    fc.applicant_name = t.applicant_name;
+    fc.contact = t.contact;
+    fc.accepted_ms = t.accepted_ms;
+    fc.deadline_ms = t.deadline_ms;
+    fc.accepted_by = t.accepted_by;
+    fc.route = routeText(relay.hops);
+    for (const auto& bytes : t.materials) {
+      TB_ASSIGN_OR_RETURN(MaterialRecordInfo record, decodeMaterialRecord(bytes));
+      // The seal binds the file to its holder and kind; the origin's key made it (checked here
+      // with the key the transfer's own chain certified), so the decider can trust the hash it
+      // will fetch the file by.
+      const std::string text = sealedText(record.hash, record.kind, record.holder);
+      Signature sig{};
+      if (record.seal.size() != sig.size() || record.stored_at != t.origin || record.holder != t.applicant_id) {
+        return Status(ErrorCode::kInvalidArgument, "material " + record.hash.substr(0, 12) + " of case " + t.number +
+                                                       " is not a sealed record of the applicant stored at " + t.origin);
+      }
+      std::copy(record.seal.begin(), record.seal.end(), sig.begin());
+      if (!verifySignature(statement.signer_key, reinterpret_cast<const uint8_t*>(text.data()), text.size(), sig)) {
+        return Status(ErrorCode::kBadSignature, "the seal on material " + record.hash.substr(0, 12) + " of case " + t.number +
+                                                    " is not " + t.origin + "'s");
+      }
+      fc.materials.emplace_back(record.kind, record.hash);
+    }
+    auto received = cases->receiveForwarded(fc, now);
+    if (!received && received.status().code() != ErrorCode::kAlreadyExists) return received.status();
+    spdlog::info("[{}] took in case {} from {} via {}", self().str(), t.number, t.origin, fc.route);
+    return recordPassage({t.number, "transfer", 0, "taken in", e.signer.str(), "", fc.route, now});
+  }
+
+  Status applyRelayDown(const OpenedEnvelope& e, TimeMs now) {
+    TB_ASSIGN_OR_RETURN(Relay relay, decodeRelay(e.payload));
+    TB_ASSIGN_OR_RETURN(OpenedEnvelope statement, openStatement(relay, kCaseProgressKind, now));
+    TB_ASSIGN_OR_RETURN(Progress p, decodeProgress(statement.payload));
+    TB_ASSIGN_OR_RETURN(DivisionCode origin, originOf(p.number));
+    if (statement.signer.str() != p.decider || !statement.signer.isAncestorOf(origin)) {
+      return Status(ErrorCode::kUnauthorized, "a step on case " + p.number + " signed by " + statement.signer.str() +
+                                                  ", which is not an ancestor of its origin " + origin.str());
+    }
+    if (!self().covers(origin)) {
+      return Status(ErrorCode::kInvalidArgument, "a step on case " + p.number + " of " + origin.str() +
+                                                     " reached " + self().str() + ", which is not on its way down");
+    }
+    TB_RETURN_IF_ERROR(checkLastHop(relay, e.signer));
+    relay.hops.push_back({self().str(), now});
+    if (self() != origin) {
+      const auto next = self().childToward(origin);
+      TB_RETURN_IF_ERROR(enqueue_to(*next, kCaseRelayDownKind, encodeRelay(relay)).status());
+      return recordPassage({p.number, "progress", p.step_index, "passed down", e.signer.str(), next->str(),
+                            routeText(relay.hops), now});
+    }
+    DeciderStep s;
+    s.number = p.number;
+    s.decider = p.decider;
+    s.decider_name = p.decider_name;
+    s.step = {p.step_index, p.step, p.actor, p.at_ms, p.note, p.detail};
+    s.state = p.state;
+    s.deadline_ms = p.deadline_ms;
+    s.concluded_ms = p.concluded_ms;
+    TB_ASSIGN_OR_RETURN(bool applied, cases->applyDeciderStep(s, now));
+    if (!applied) return Status::ok();
+    return recordPassage({p.number, "progress", p.step_index, "delivered", e.signer.str(), "", routeText(relay.hops), now});
+  }
+};
+
+Result<ForwardingService> ForwardingService::open(Database& db, const Identity& identity, const Verifier& verifier,
+                                                  CaseService& cases, MaterialStore& materials, EnqueueTo enqueue_to,
+                                                  std::function<bool(uint64_t)> outbox_pending) {
+  TB_RETURN_IF_ERROR(db.migrate("forwarding", kForwardingMigrations));
+  auto impl = std::make_shared<Impl>();
+  impl->db = &db;
+  impl->identity = &identity;
+  impl->verifier = &verifier;
+  impl->cases = &cases;
+  impl->materials = &materials;
+  impl->enqueue_to = std::move(enqueue_to);
+  impl->outbox_pending = std::move(outbox_pending);
+  return ForwardingService(impl);
+}
+
+ForwardingHooks ForwardingService::hooks() {
+  ForwardingHooks h;
+  auto impl = impl_;
+  if (impl->self().parent()) {
+    h.forward = [impl](const CaseRecord& c, const std::string& clerk, TimeMs now) { return impl->forward(c, clerk, now); };
+  }
+  h.progress = [impl](const CaseRecord& c, const CaseStep& step) { return impl->progress(c, step); };
+  h.pending = impl->outbox_pending;
+  return h;
+}
+
+Status ForwardingService::applyRelayUp(const OpenedEnvelope& e, TimeMs now) { return impl_->applyRelayUp(e, now); }
+Status ForwardingService::applyRelayDown(const OpenedEnvelope& e, TimeMs now) { return impl_->applyRelayDown(e, now); }
+
+Result<std::vector<Passage>> ForwardingService::passages(const std::string& number) {
+  TB_ASSIGN_OR_RETURN(auto stmt, impl_->db->prepare(
+      "SELECT number, what, step_index, action, from_division, to_division, route, at_ms FROM case_passages"
+      " WHERE number = ?1 ORDER BY id"));
+  stmt.bind(1, number);
+  std::vector<Passage> out;
+  while (true) {
+    TB_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) break;
+    out.push_back({stmt.columnText(0), stmt.columnText(1), static_cast<uint32_t>(stmt.columnInt64(2)),
+                   stmt.columnText(3), stmt.columnText(4), stmt.columnText(5), stmt.columnText(6), stmt.columnInt64(7)});
+  }
+  return out;
+}
+
+}  // namespace tongban

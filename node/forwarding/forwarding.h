@@ -1,0 +1,76 @@
+// Forwarded cases (上报件): "the citizen applies once at the nearest station; the network does
+// the travelling".
+//
+// Up: a hall that accepts a case it may not decide seals a CaseTransfer (a statement only it can
+// make) and sends it to its parent inside a CaseRelay, in the intake transaction. Each node on the
+// way checks the relay came from a child that covers the origin and that the transfer is the
+// origin's own, records the passage, and either takes the case in (its level is the item's
+// decide level) or passes the relay up, appending itself to the hops.
+//
+// Down: every step the decider takes on a case it holds for an origin is sealed as a CaseProgress
+// and relayed down, hop by hop, to the origin, which mirrors the state (CaseService::
+// applyDeciderStep). Both directions ride the durable outbox, so a cut link only delays them and
+// each is applied exactly once (receipts).
+//
+// Wire formats: schema/forwarding.capnp. Rules and subjects: docs/protocol.md.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "federation/store/database.h"
+#include "federation/trust/envelope.h"
+#include "federation/trust/keys.h"
+#include "node/cases/cases.h"
+#include "node/materials/materials.h"
+
+namespace tongban {
+
+inline constexpr MessageKind kCaseTransferKind = 104;   // statement, sealed by the origin
+inline constexpr MessageKind kCaseRelayUpKind = 105;    // durable, up, hop by hop
+inline constexpr MessageKind kCaseProgressKind = 106;   // statement, sealed by the decider
+inline constexpr MessageKind kCaseRelayDownKind = 107;  // durable, down, hop by hop
+
+void registerForwardingKinds(KindRegistry& registry);
+
+// One entry of a node's audit trail of forwarded traffic it handled.
+struct Passage {
+  std::string number;
+  std::string what;          // "transfer" (the case going up) or "progress" (a step coming down)
+  uint32_t step_index = 0;   // for progress: the decider's step
+  std::string action;        // sent up, passed up, taken in, sent down, passed down, delivered
+  std::string from;          // the neighbour it came from ("" when made here)
+  std::string to;            // the neighbour it went to ("" when consumed here)
+  std::string route;         // the hops so far, "440604001001 → 440604001000"
+  TimeMs at_ms = 0;
+};
+
+class ForwardingService {
+ public:
+  // Enqueues for a neighbour inside the caller's open transaction (the node's outbox).
+  using EnqueueTo = std::function<Result<uint64_t>(const DivisionCode& neighbour, MessageKind kind, const Bytes& payload)>;
+
+  static Result<ForwardingService> open(Database& db, const Identity& identity, const Verifier& verifier,
+                                        CaseService& cases, MaterialStore& materials, EnqueueTo enqueue_to,
+                                        std::function<bool(uint64_t seq)> outbox_pending);
+
+  // What the case service calls to send a case up and its steps down (installs nothing itself).
+  ForwardingHooks hooks();
+
+  // Downlink appliers, inside the applying transaction. Content that can never be acceptable
+  // (forged, misrouted, malformed) is kInvalidArgument / kMalformed / kUnauthorized.
+  Status applyRelayUp(const OpenedEnvelope& envelope, TimeMs now);
+  Status applyRelayDown(const OpenedEnvelope& envelope, TimeMs now);
+
+  // This node's passages of one case, oldest first.
+  Result<std::vector<Passage>> passages(const std::string& number);
+
+  struct Impl;
+ private:
+  explicit ForwardingService(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace tongban
