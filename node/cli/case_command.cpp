@@ -65,13 +65,30 @@ void printCase(const json& c) {
   if (!c.value("deadline", "").empty()) std::cout << ", due " << c.value("deadline", "");
   std::cout << ", decide level " << c.value("decided_at", "") << "\n";
   if (!c.value("refusal_notice", "").empty()) std::cout << "  " << c.value("refusal_notice", "") << "\n";
-  if (c.contains("steps")) {
-    for (const auto& s : c["steps"]) {
+  if (c.contains("held_for")) std::cout << "  forwarded here by " << c.value("held_for", "") << " (accepted there)\n";
+  if (c.value("forwarded", false)) std::cout << "  where: " << c.value("location", "") << "\n";
+  auto printSteps = [](const json& steps) {
+    for (const auto& s : steps) {
       std::cout << "  - " << formatTime(s.value("at_ms", int64_t{0})) << " " << s.value("step", "");
       if (s.contains("actor")) std::cout << " by " << s.value("actor", "");
       // A refusal's detail is the notice printed above.
       if (!s.value("detail", "").empty() && s.value("step", "") != "refuse") std::cout << " (" << s.value("detail", "") << ")";
       std::cout << "\n";
+    }
+  };
+  if (c.contains("steps")) printSteps(c["steps"]);
+  if (c.contains("decider_steps") && !c["decider_steps"].empty()) {
+    std::cout << "  at " << c.value("decider_name", "") << " (" << c.value("decider", "") << "):\n";
+    printSteps(c["decider_steps"]);
+  }
+  if (c.contains("passages")) {
+    std::cout << "  route through this node:\n";
+    for (const auto& p : c["passages"]) {
+      std::cout << "  - " << formatTime(p.value("at_ms", int64_t{0})) << " " << p.value("what", "") << " "
+                << p.value("action", "");
+      if (!p.value("from", "").empty()) std::cout << " from " << p.value("from", "");
+      if (!p.value("to", "").empty()) std::cout << " to " << p.value("to", "");
+      std::cout << "  [" << p.value("route", "") << "]\n";
     }
   }
 }

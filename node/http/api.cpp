@@ -38,9 +38,9 @@ std::string maskId(const std::string& id) {
   return id.substr(0, 4) + std::string(id.size() - 8, '*') + id.substr(id.size() - 4);
 }
 
-json stepsJson(const CaseRecord& c, bool with_actors) {
+json stepsJson(const std::vector<CaseStep>& history, bool with_actors) {
   json steps = json::array();
-  for (const auto& s : c.steps) {
+  for (const auto& s : history) {
     json j = {{"index", s.index}, {"step", s.step}, {"at_ms", s.at_ms}};
     if (with_actors) {
       j["actor"] = s.actor;
@@ -67,7 +67,17 @@ json caseJson(const CaseRecord& c, Light light, bool full) {
             {"light", lightName(light)},
             {"refusal_notice", c.refusal_notice},
             {"evaluation", c.evaluation},
-            {"steps", stepsJson(c, full)}};
+            {"steps", stepsJson(c.steps, full)}};
+  // Forwarded cases (上报件): where the case is, and at the origin the steps taken at the decider.
+  if (c.forwarded) {
+    j["forwarded"] = true;
+    j["decider"] = c.decider;
+    j["decider_name"] = c.decider_name;
+    j["location"] = c.location;
+    j["waiting_for_uplink"] = c.waiting_for_uplink;
+    j["decider_steps"] = stepsJson(c.decider_steps, full);
+  }
+  if (!c.held_for.empty()) j["held_for"] = c.held_for;
   j["applicant_id"] = full ? c.applicant_id : maskId(c.applicant_id);
   if (full) {
     j["applicant_name"] = c.applicant_name;
@@ -225,7 +235,19 @@ void registerNodeApi(Router& router, Node& node, StaffDirectory& staff) {
   router.add("GET", "/api/cases/{number}", Access::kAuthenticated, [n, now](const HttpRequest& req, const Principal*) {
     auto c = n->cases().get(req.params.at("number"));
     if (!c) return fail(c.status());
-    return jsonResponse(200, caseJson(*c, n->cases().lightOf(*c, now()), true));
+    json j = caseJson(*c, n->cases().lightOf(*c, now()), true);
+    // The audit trail of a forwarded case at this node: what it sent, passed on or took in.
+    auto passages = n->forwarding().passages(c->number);
+    if (!passages) return fail(passages.status());
+    if (!passages->empty()) {
+      json route = json::array();
+      for (const auto& p : *passages) {
+        route.push_back({{"what", p.what}, {"step_index", p.step_index}, {"action", p.action}, {"from", p.from},
+                         {"to", p.to}, {"route", p.route}, {"at_ms", p.at_ms}});
+      }
+      j["passages"] = route;
+    }
+    return jsonResponse(200, j);
   });
 
   router.add("POST", "/api/cases/{number}/steps", Access::kAuthenticated,
@@ -323,6 +345,8 @@ void registerNodeApi(Router& router, Node& node, StaffDirectory& staff) {
     return jsonResponse(200, {{"materials", out}});
   });
   registerSupervisionApi(router, node);
+  registerLookupApi(router, node);
+  registerMaterialsApi(router, node);
 }
 
 }  // namespace tongban
