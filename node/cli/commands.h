@@ -13,5 +13,6 @@ void registerSimCommand(CLI::App& app, int* exit_code);
 void registerTopologyCommand(CLI::App& app, int* exit_code);
 void registerUserCommand(CLI::App& app, int* exit_code);
 void registerCaseCommands(CLI::App& app, int* exit_code);
+void registerLookupCommand(CLI::App& app, int* exit_code);
 
 }  // namespace tongban::cli

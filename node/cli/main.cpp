@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   tongban::cli::registerTopologyCommand(app, &exit_code);
   tongban::cli::registerUserCommand(app, &exit_code);
   tongban::cli::registerCaseCommands(app, &exit_code);
+  tongban::cli::registerLookupCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -123,9 +123,15 @@ class Scenario {
       scheduleFaults(heal_at);
     }
     if (options_.workload_interval_ms > 0 && !options_.catalogue_file.empty()) scheduleWorkload(heal_at);
+    const bool lookups = options_.workload_interval_ms > 0 && !options_.catalogue_file.empty();  // lookups
+    if (lookups) {
+      lookup_random_ = Random(options_.seed ^ 0x6c6f6f6b7570ULL);
+      scheduleLookups(heal_at);
+    }
     runTo(heal_at);
     heal();
     awaitConvergence(heal_at);
+    if (lookups && result_.converged_after_heal_ms >= 0) checkLookupsAfterHeal();  // lookups
     return finish();
   }
 
@@ -577,6 +583,132 @@ class Scenario {
     }
     return result_;
   }
+
+  // --- lookups: invariants (issue #5) ---
+  // Through the fault phase a clerk at a random hall asks about a holder whose material exists;
+  // after healing, ten more. Every lookup must complete (found / not found / could not ask) within
+  // its budget unless its node crashed; "not found" is a violation if the city held the record
+  // when it answered; a node that holds the record itself must answer "found"; after healing
+  // everything is reachable, so every answer must be "found".
+  static constexpr DurationMs kLookupBudgetMs = 3000;
+
+  struct LookupProbe {
+    std::string holder, stored_at, asked_at;
+    TimeMs asked_ms = 0;
+    bool held_by_asker = false;
+    std::optional<LookupResult> result;
+  };
+
+  void scheduleLookups(TimeMs until) {
+    for (TimeMs t = kSimulationStartMs + 3 * kMinute + 17'000; t < until; t += 3 * kMinute) {
+      world_.at(t, [this] { askSomeLookup(/*after_heal=*/false); });
+    }
+  }
+
+  // A holder with a material stored somewhere (chosen among the nodes' own materials), asked at a
+  // random live hall.
+  void askSomeLookup(bool after_heal) {
+    std::vector<SimNode*> live;
+    for (auto& n : nodes_) if (n->node) live.push_back(n.get());
+    if (live.empty()) return;
+    SimNode& holder_node = *live[lookup_random_.below(live.size())];
+    auto count = countRows(*holder_node.node, "SELECT COUNT(*) FROM materials");
+    if (!count || *count == 0) return;
+    auto stmt = holder_node.node->database().prepare(
+        "SELECT holder FROM materials ORDER BY hash, holder, kind LIMIT 1 OFFSET ?1");
+    if (!stmt) return;
+    stmt->bind(1, static_cast<int64_t>(lookup_random_.below(*count)));
+    auto row = stmt->step();
+    if (!row || !*row) return;
+    const std::string holder = stmt->columnText(0);
+    SimNode& asker = *live[lookup_random_.below(live.size())];
+    auto query = makeLookupQuery(LookupQuestion::kHolder, holder);
+    if (!query) {
+      checker_.violation("lookup of a stored holder is refused: " + query.status().toString());
+      return;
+    }
+    auto probe = std::make_shared<LookupProbe>();
+    probe->holder = holder;
+    probe->stored_at = holder_node.info.code.str();
+    probe->asked_at = asker.info.code.str();
+    probe->asked_ms = world_.now();
+    probe->held_by_asker = holdsHolder(*asker.node, holder);
+    lookup_probes_.push_back(probe);
+    world_.trace("lookup at " + probe->asked_at + " for a holder of " + probe->stored_at);
+    asker.node->lookups().lookup(*query, kLookupBudgetMs, [this, probe, after_heal](LookupResult r) {
+      world_.trace("lookup at " + probe->asked_at + ": " + lookupOutcomeName(r.outcome) + " by " + r.answered_by);
+      checkLookup(*probe, r, after_heal);
+      probe->result = std::move(r);
+    });
+    // None hangs: unless its node crashed, the answer is in by the end of the budget.
+    Node* asked_node = asker.node.get();
+    SimNode* asker_ptr = &asker;
+    world_.at(world_.now() + kLookupBudgetMs + 1, [this, probe, asked_node, asker_ptr] {
+      if (!probe->result && asker_ptr->node.get() == asked_node) {
+        checker_.violation("lookup at " + probe->asked_at + " for a holder of " + probe->stored_at +
+                           " had no answer " + std::to_string(kLookupBudgetMs) + " ms after it was asked");
+      }
+    });
+  }
+
+  bool holdsHolder(Node& node, const std::string& holder) {
+    for (const char* table : {"materials", "subtree_materials"}) {
+      auto stmt = node.database().prepare(std::string("SELECT COUNT(*) FROM ") + table + " WHERE holder = ?1");
+      if (!stmt) continue;
+      stmt->bind(1, holder);
+      auto row = stmt->step();
+      if (row && *row && stmt->columnInt64(0) > 0) return true;
+    }
+    return false;
+  }
+
+  // Did the city hold a record of `holder` before `at_ms`?
+  bool cityHeld(const std::string& holder, TimeMs at_ms) {
+    SimNode& city = *nodes_.front();
+    if (!city.node) return false;
+    auto stmt = city.node->database().prepare(
+        "SELECT (SELECT COUNT(*) FROM subtree_materials WHERE holder = ?1 AND received_ms < ?2)"
+        " + (SELECT COUNT(*) FROM materials WHERE holder = ?1 AND verified_at_ms < ?2)");
+    if (!stmt) return false;
+    stmt->bind(1, holder).bind(2, at_ms);
+    auto row = stmt->step();
+    return row && *row && stmt->columnInt64(0) > 0;
+  }
+
+  void checkLookup(const LookupProbe& p, const LookupResult& r, bool after_heal) {
+    const std::string what = "lookup at " + p.asked_at + " for a holder of " + p.stored_at + ": ";
+    if (world_.now() - p.asked_ms > kLookupBudgetMs) {
+      checker_.violation(what + "answered after " + std::to_string(world_.now() - p.asked_ms) + " ms, over its budget");
+    }
+    if (r.outcome == LookupOutcome::kNotFound && cityHeld(p.holder, r.answered_at_ms)) {
+      checker_.violation(what + "\"not found\" from " + r.answered_by + ", which held the record");
+    }
+    if (p.held_by_asker && r.outcome != LookupOutcome::kFound) {
+      checker_.violation(what + lookupOutcomeName(r.outcome) + " although the asking node holds the record (" +
+                         r.reason + ")");
+    }
+    if (after_heal && r.outcome != LookupOutcome::kFound) {
+      checker_.violation(what + lookupOutcomeName(r.outcome) + " after healing (" + r.reason + r.note + ")");
+    }
+  }
+
+  // After convergence every record is at the city and every link is up.
+  void checkLookupsAfterHeal() {
+    const size_t before = lookup_probes_.size();
+    for (int i = 0; i < 10; ++i) askSomeLookup(/*after_heal=*/true);
+    if (auto st = world_.runUntil(world_.now() + kLookupBudgetMs + 1000); !st.isOk()) {
+      checker_.violation("simulation stopped: " + st.toString());
+    }
+    for (size_t i = before; i < lookup_probes_.size(); ++i) {
+      if (!lookup_probes_[i]->result) {
+        checker_.violation("lookup at " + lookup_probes_[i]->asked_at + " after healing never answered");
+      }
+    }
+  }
+
+  Random lookup_random_{0x6c6f6f6b7570ULL};  // reseeded from the run's seed in run()
+  std::vector<std::shared_ptr<LookupProbe>> lookup_probes_;
+  // --- end lookups ---
 
   TreeScenarioOptions options_;
   SimWorld world_;
