@@ -61,9 +61,11 @@ class Checker : public SyncObserver {
 
   void onApplied(const DivisionCode& receiver, const DivisionCode& origin, uint64_t seq, MessageKind kind) override {
     world_.trace("apply " + receiver.str() + " <- " + origin.str() + " " + std::to_string(seq));
-    if (!receiver.isParentOf(origin)) {
-      violation("message " + origin.str() + "#" + std::to_string(seq) + " applied at " + receiver.str() +
-                ", which is not its parent");
+    // Everything goes to the parent, except the steps of forwarded cases, which go down.
+    const bool down = kind == kCaseRelayDownKind;
+    if (down ? !origin.isParentOf(receiver) : !receiver.isParentOf(origin)) {
+      violation("message " + origin.str() + "#" + std::to_string(seq) + " (kind " + std::to_string(kind) +
+                ") applied at " + receiver.str() + ", which is not its " + (down ? "child" : "parent"));
     }
     if (++applied_[{origin.str(), seq}] > 1) {
       violation("message " + origin.str() + "#" + std::to_string(seq) + " applied " +
@@ -291,6 +293,7 @@ class Scenario {
     std::vector<const CaseRecord*> movable;
     for (const auto& c : *open) {
       if (c.state == CaseState::kRefused || c.state == CaseState::kConcluded) continue;
+      if (c.forwarded) continue;  // worked where it is decided; this hall only mirrors it
       auto decide = parseLevel(c.decided_at);
       const bool decidable_here = decide && n.info.code.level() <= *decide;
       if (decidable_here || c.state == CaseState::kSupplement) movable.push_back(&c);
@@ -527,7 +530,88 @@ class Scenario {
       auto joined = n->node->joined();
       if (!depth || *depth != 0 || !joined || !*joined) return false;
     }
-    return hallConverged(/*report=*/false) && rollupConsistent(/*report=*/false);
+    return hallConverged(/*report=*/false) && rollupConsistent(/*report=*/false) &&
+           forwardingConsistent(/*report=*/false);
+  }
+
+  // Forwarded cases (tree_scenario.h): each is held by exactly one node, an ancestor of its
+  // origin at the item's decide level, and the origin mirrors the decider exactly (same state,
+  // every step the decider took, in order). Quiet unless `report`.
+  bool forwardingConsistent(bool report) {
+    struct Held {
+      std::string holder, state;
+      std::vector<std::string> steps;
+    };
+    std::map<std::string, std::vector<Held>> held;  // case number → every node holding it for its origin
+    auto query = [&](Node& node, const std::string& sql, const std::function<void(Statement&)>& row) -> bool {
+      auto stmt = node.database().prepare(sql);
+      if (!stmt) return false;
+      while (true) {
+        auto more = stmt->step();
+        if (!more) return false;
+        if (!*more) return true;
+        row(*stmt);
+      }
+    };
+    bool ok = true;
+    auto fail = [&](const std::string& what) {
+      ok = false;
+      if (report) checker_.violation(what);
+    };
+    for (auto& n : nodes_) {
+      const std::string code = n->info.code.str();
+      std::map<std::string, Held> here;
+      query(*n->node, "SELECT c.number, c.state, s.step FROM cases c JOIN case_steps s ON s.number = c.number"
+                      " WHERE c.held_for != '' ORDER BY c.number, s.idx", [&](Statement& st) {
+        Held& h = here[st.columnText(0)];
+        h.holder = code;
+        h.state = st.columnText(1);
+        h.steps.push_back(st.columnText(2));
+      });
+      for (auto& [number, h] : here) held[number].push_back(std::move(h));
+    }
+    uint64_t forwarded = 0, concluded = 0;
+    for (auto& n : nodes_) {
+      const std::string code = n->info.code.str();
+      std::map<std::string, Held> mirrored;
+      std::map<std::string, std::string> decided_at;
+      query(*n->node, "SELECT number, state, decided_at FROM cases WHERE forwarded = 1", [&](Statement& st) {
+        mirrored[st.columnText(0)].state = st.columnText(1);
+        decided_at[st.columnText(0)] = st.columnText(2);
+      });
+      query(*n->node, "SELECT number, step FROM case_decider_steps ORDER BY number, idx",
+            [&](Statement& st) { mirrored[st.columnText(0)].steps.push_back(st.columnText(1)); });
+      for (const auto& [number, origin] : mirrored) {
+        ++forwarded;
+        auto it = held.find(number);
+        if (it == held.end() || it->second.size() != 1) {
+          fail("forwarded case " + number + " of " + code + " is held by " +
+               std::to_string(it == held.end() ? 0 : it->second.size()) + " nodes, not exactly one");
+          continue;
+        }
+        const Held& decider = it->second.front();
+        const auto holder = DivisionCode::parse(decider.holder).value();
+        if (!holder.isAncestorOf(n->info.code) || decided_at[number] != levelName(holder.level())) {
+          fail("forwarded case " + number + " of " + code + " is held by " + decider.holder +
+               ", not by its " + decided_at[number] + "-level ancestor");
+        }
+        if (origin.state != decider.state || origin.steps != decider.steps) {
+          fail("forwarded case " + number + ": " + code + " shows " + origin.state + " after " +
+               std::to_string(origin.steps.size()) + " decider steps, " + decider.holder + " has it " + decider.state +
+               " after " + std::to_string(decider.steps.size()) + " steps");
+        }
+        if (decider.state == "concluded") ++concluded;
+      }
+    }
+    uint64_t holding = 0;
+    for (const auto& [number, holders] : held) holding += holders.size();
+    if (holding != forwarded) fail(std::to_string(holding) + " cases are held for an origin, but origins forwarded " +
+                                   std::to_string(forwarded));
+    if (ok) {
+      result_.forwarded_cases = forwarded;
+      result_.forwarded_concluded = concluded;
+    }
+    return ok;
   }
 
   void awaitConvergence(TimeMs heal_at) {
@@ -553,6 +637,7 @@ class Scenario {
     }
     hallConverged(/*report=*/true);
     rollupConsistent(/*report=*/true);
+    forwardingConsistent(/*report=*/true);
     auto missing = checker_.unapplied();
     std::string list;
     for (size_t i = 0; i < missing.size() && i < 10; ++i) list += (i ? ", " : "") + missing[i];

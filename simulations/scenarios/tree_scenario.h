@@ -3,8 +3,9 @@
 // delayed and reordered), then everything heals and the run must converge.
 //
 // Invariants checked:
-//   safety   (all the time)  every applied outbox message is applied by the origin's parent,
-//                            and at most once;
+//   safety   (all the time)  every applied outbox message is applied by the origin's parent
+//                            (a forwarded case's steps: by its child on the way down), and at
+//                            most once;
 //   liveness (after healing) within the bound, every message any node enqueued has been
 //                            applied exactly once at its parent, every outbox is empty, every
 //                            node has joined, every node holds the city's latest catalogue, and
@@ -15,6 +16,9 @@
 //                            per-child breakdown equals that child's own answer for its
 //                            subtree; and every ancestor holds exactly the origin's latest
 //                            snapshot version of each (origin, day) (none counted twice).
+//   forwarding (after healing) every forwarded case is held by exactly one node, its origin's
+//                            ancestor at the item's decide level (decided exactly once), and
+//                            the origin shows the same state and the same steps as that node.
 // A workload runs through the fault phase: clerks at random halls submit applications for
 // items their level may accept, and staff move open cases along; the city publishes a new
 // catalogue version mid-run.
@@ -60,6 +64,7 @@ struct TreeScenarioResult {
   uint64_t snapshots_at_city = 0;               // (origin, day) snapshots the city holds
   uint64_t cases_submitted = 0, case_steps_taken = 0, case_events_at_city = 0;
   uint64_t catalogue_version = 0;
+  uint64_t forwarded_cases = 0, forwarded_concluded = 0;  // after convergence
   uint64_t events = 0;
 };
 
