@@ -15,6 +15,10 @@ void registerNodeApi(Router& router, Node& node, StaffDirectory& staff);
 // The supervision endpoints (supervision_api.cpp); registerNodeApi calls it last.
 void registerSupervisionApi(Router& router, Node& node);
 
+// GET /api/materials/{hash}/file: a material file, fetched on demand (materials_api.cpp);
+// registerNodeApi calls it after the supervision endpoints.
+void registerMaterialsApi(Router& router, Node& node);
+
 // GET /api/lookup: holder, material or credential, asked up the tree (lookup_api.cpp; async);
 // registerNodeApi calls it after the supervision endpoints.
 void registerLookupApi(Router& router, Node& node);

@@ -54,6 +54,8 @@ std::string sealedText(const std::string& hash, const std::string& kind, const s
   return hash + "|" + kind + "|" + holder;
 }
 
+std::string materialHash(const Bytes& content) { return sha256Hex(content); }
+
 Bytes encodeMaterialRecord(const MaterialRecordInfo& r) {
   capnp::MallocMessageBuilder b;
   auto w = b.initRoot<wire::MaterialRecord>();
@@ -197,6 +199,38 @@ Result<std::vector<MaterialRecordInfo>> MaterialStore::listByHolder(const std::s
     out.push_back(fromRow(stmt));
   }
   return out;
+}
+
+std::string MaterialStore::filePath(const std::string& hash) const {
+  return directory_ + "/" + hash.substr(0, 2) + "/" + hash;
+}
+
+Status MaterialStore::cacheFetched(const std::string& hash, const Bytes& content) {
+  if (!isHash(hash)) return Status(ErrorCode::kInvalidArgument, "'" + hash + "' is not a SHA-256 hex digest");
+  if (content.size() > kMaxMaterialBytes) {
+    return Status(ErrorCode::kResourceExhausted, "a fetched material of " + std::to_string(content.size()) +
+                                                     " bytes is over the limit of " + std::to_string(kMaxMaterialBytes));
+  }
+  if (sha256Hex(content) != hash) {
+    return Status(ErrorCode::kCorrupt, "the fetched file does not hash to " + hash + "; it was not kept");
+  }
+  const std::string dir = directory_ + "/" + hash.substr(0, 2);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status(ErrorCode::kIo, "cannot create " + dir + ": " + ec.message());
+  // Rewritten even if present: a file that failed its hash check is replaced by good content.
+  return writeFileAtomically(filePath(hash), content);
+}
+
+Result<std::optional<Bytes>> MaterialStore::readIfPresent(const std::string& hash) {
+  if (!isHash(hash)) return Status(ErrorCode::kInvalidArgument, "'" + hash + "' is not a SHA-256 hex digest");
+  auto content = readFileBytes(filePath(hash));
+  if (!content && content.status().code() == ErrorCode::kNotFound) return std::optional<Bytes>();
+  if (!content) return content.status();
+  if (sha256Hex(*content) != hash) {
+    return Status(ErrorCode::kCorrupt, "material file " + hash + " no longer matches its hash");
+  }
+  return std::optional<Bytes>(std::move(content).value());
 }
 
 }  // namespace tongban

@@ -35,6 +35,8 @@ Bytes encodeMaterialRecord(const MaterialRecordInfo& record);
 Result<MaterialRecordInfo> decodeMaterialRecord(const Bytes& bytes);
 // The bytes a seal signs.
 std::string sealedText(const std::string& hash, const std::string& kind, const std::string& holder);
+// How files are addressed: the SHA-256 of the content, lower-case hex.
+std::string materialHash(const Bytes& content);
 
 class MaterialStore {
  public:
@@ -57,7 +59,18 @@ class MaterialStore {
   Result<std::optional<MaterialRecordInfo>> findReusable(const std::string& holder, const std::string& kind);
   Result<std::vector<MaterialRecordInfo>> listByHolder(const std::string& holder);
 
+  // A file fetched from the node that stores it (fetch.h), kept under the same content address
+  // as own files so the next request is local. Writes no record and sends nothing upward: the
+  // record belongs to the storing node and already reached us. kCorrupt (nothing written) if the
+  // content does not hash to `hash`.
+  Status cacheFetched(const std::string& hash, const Bytes& content);
+  // The file for `hash` if this node has it (stored here or fetched before), checked against the
+  // hash (kCorrupt if the disk changed it); nullopt if the node has no such file.
+  Result<std::optional<Bytes>> readIfPresent(const std::string& hash);
+
  private:
+  std::string filePath(const std::string& hash) const;
+
   MaterialStore() = default;
   Database* db_ = nullptr;
   std::string directory_;
