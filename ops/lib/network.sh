@@ -5,6 +5,7 @@
 #   net_start_buses                              one nats-server per level, leaf-linked upward
 #   net_start_nodes                              one tongban node process per division
 #   net_wait_joined SECONDS                      until every node has joined its parent
+#   net_bus_stop LEVEL / net_bus_start LEVEL     cut one level's bus and bring it back (drills)
 #   net_stop                                     stops everything it started (also on EXIT)
 # net_start_nodes also writes NET/prometheus-targets.json (Prometheus file_sd, ops/prometheus.yml).
 # Every port is a free loopback port; every wait is bounded.
@@ -74,6 +75,7 @@ net_start_buses() {
     } > "$conf"
     nats-server -c "$conf" > "$NET/bus/$level.log" 2>&1 &
     NET_PIDS+=($!)
+    echo $! > "$NET/bus/$level.pid"
     echo "nats://127.0.0.1:$port" > "$NET/bus-$level.url"
     echo "$leaf" > "$NET/bus/$level.leafport"
     above=$leaf
@@ -89,6 +91,34 @@ net_start_buses() {
     [ $ok -eq 1 ] || { net_log "nats-server for $level did not start; see $NET/bus/$level.log"; return 1; }
   done
   net_log "buses up: city $(cat "$NET/bus-city.url") <- district <- town <- village (leaf links)"
+}
+
+# Cutting one level's links for a drill: net_bus_stop LEVEL stops that level's nats-server, which
+# severs its halls from their bus and the levels above and below from each other at that level;
+# net_bus_start LEVEL starts it again on the same config (same client and leaf ports). The leaf
+# remotes of the level below retry every second (reconnect: 1) and the nodes' nats.c connections
+# reconnect by themselves, so nothing else needs restarting.
+net_bus_stop() {
+  local level="$1" pid
+  pid=$(cat "$NET/bus/$level.pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || { net_log "$level bus stopped"; return 0; }; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  net_log "$level bus killed (did not stop within 10 s)"
+}
+
+net_bus_start() {
+  local level="$1" port
+  port=$(sed 's#.*:##' "$NET/bus-$level.url")
+  nats-server -c "$NET/bus/$level.conf" >> "$NET/bus/$level.log" 2>&1 &
+  NET_PIDS+=($!)
+  echo $! > "$NET/bus/$level.pid"
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then net_log "$level bus started again"; return 0; fi
+    sleep 0.1
+  done
+  net_log "nats-server for $level did not start again on port $port; see $NET/bus/$level.log"
+  return 1
 }
 
 # NET_DATA: the project's data directory (calendar, catalogue). Each node gets an HTTP port,
