@@ -126,6 +126,15 @@ origin_shows() {  # origin_shows ORIGIN NUMBER STATE DECIDER_STEPS: state and nu
   [ "$HTTP" = 200 ] && [ "$(jq -r .state <<< "$BODY")" = "$3" ] && [ "$(jq -r '.decider_steps | length' <<< "$BODY")" = "$4" ]
 }
 
+# fetch_file CODE HASH HOLDER TOKEN: GET /api/materials/{hash}/file at a hall -> HTTP, SOURCE
+# (X-Tongban-Source), the file in $NET/file.bin, the body of an error in BODY.
+fetch_file() {
+  HTTP=$(curl -s --max-time 60 -D "$NET/file.hdr" -o "$NET/file.bin" -w '%{http_code}' -H "Authorization: Bearer $4" \
+    "$(net_url "$1")/api/materials/$2/file?holder=$3" || echo 000)
+  SOURCE=$(grep -i '^x-tongban-source:' "$NET/file.hdr" 2>/dev/null | tr -d '\r' | awk '{print $2}' || true)
+  BODY=$(head -c 300 "$NET/file.bin" 2>/dev/null || true)
+}
+
 declare -A TOKENS
 tok() { echo "${TOKENS[$1.$2]}"; }
 login_all() {
@@ -161,6 +170,18 @@ http=$(curl -s -o "$NET/out.json" -w '%{http_code}' -X POST -H "Authorization: B
 
 wait_for 90 "A is taken in at the district, held for $VILLAGE1" held_at $DISTRICT "$CASE_A" $VILLAGE1
 wait_for 90 "B is taken in at the town, held for $VILLAGE2" held_at $TOWN "$CASE_B" $VILLAGE2
+# The district's staff open A's scans: fetched from the village on demand and checked, then kept.
+get_case $DISTRICT "$CASE_A" "$(tok $DISTRICT undertaker)"
+HASH_A=$(jq -r '.materials[0]' <<< "$BODY")
+fetch_file $DISTRICT "$HASH_A" 440604198803152048 "$(tok $DISTRICT undertaker)"
+if [ "$HTTP" = 200 ] && [ "$SOURCE" = fetched ] && [ "$(sha256sum < "$NET/file.bin" | cut -d' ' -f1)" = "$HASH_A" ]; then
+  ok "the district fetched A's scan ${HASH_A:0:12}… from the village; its SHA-256 matches"
+else
+  fail "the district's fetch of A's scan: HTTP $HTTP, source '$SOURCE': $BODY"
+fi
+fetch_file $DISTRICT "$HASH_A" 440604198803152048 "$(tok $DISTRICT undertaker)"
+[ "$HTTP" = 200 ] && [ "$SOURCE" = cached ] && ok "asked again, the district serves A's scan from its cache" \
+  || fail "the district's second fetch of A's scan: HTTP $HTTP, source '$SOURCE': $BODY"
 get_case $TOWN "$CASE_A" "$(tok $TOWN clerk)"
 [ "$HTTP" = 404 ] && ok "the town only passed A on (it does not hold it)" || fail "the town answers $HTTP for A: $BODY"
 decide $DISTRICT "$CASE_A"
@@ -204,12 +225,27 @@ BEFORE=$(jq -r .location <<< "$BODY")
 
 net_bus_stop town
 decide $DISTRICT "$CASE_C"
+# A scan of C cannot be fetched from the village now: a clear error, not a hang.
+get_case $DISTRICT "$CASE_C" "$(tok $DISTRICT undertaker)"
+HASH_C=$(jq -r '.materials[0]' <<< "$BODY")
+t0=$(date +%s)
+fetch_file $DISTRICT "$HASH_C" 440604199207073620 "$(tok $DISTRICT undertaker)"
+if [[ "$HTTP" =~ ^50[34]$ ]] && grep -q $VILLAGE1 <<< "$BODY"; then
+  ok "fetching C's scan at the district while the town is cut: HTTP $HTTP in $(( $(date +%s) - t0 )) s: $(jq -r .error.message <<< "$BODY" 2>/dev/null || echo "$BODY")"
+else
+  fail "fetching C's scan at the district while the town is cut: HTTP $HTTP, expected 503/504 naming $VILLAGE1: $BODY"
+fi
 holds_for 6 "the village keeps C's previous state while the town is cut" origin_shows $VILLAGE1 "$CASE_C" accepted 1
 get_case $VILLAGE1 "$CASE_C" "$(tok $VILLAGE1 clerk)"
 [ "$(jq -r .location <<< "$BODY")" = "$BEFORE" ] && ok "C's location at the village is unchanged" \
   || fail "C's location changed while cut: $(jq -r .location <<< "$BODY")"
 net_bus_start town || die "the town's bus did not start again"
 wait_for 120 "C shows concluded at the village with 5 decider steps once the town is back" origin_shows $VILLAGE1 "$CASE_C" concluded 5
+
+fetch_file $DISTRICT "$HASH_C" 440604199207073620 "$(tok $DISTRICT undertaker)"
+[ "$HTTP" = 200 ] && [ "$(sha256sum < "$NET/file.bin" | cut -d' ' -f1)" = "$HASH_C" ] \
+  && ok "with the town back, the district fetches C's scan (source $SOURCE)" \
+  || fail "the district's fetch of C's scan after the cut: HTTP $HTTP, source '$SOURCE': $BODY"
 
 # --- exactly once ----------------------------------------------------------------------------
 get_case $VILLAGE1 "$CASE_C" "$(tok $VILLAGE1 clerk)"
