@@ -20,6 +20,9 @@ inline constexpr MessageKind kJoin = 1;         // durable, up
 inline constexpr MessageKind kHeartbeat = 2;    // durable (coalescing), up
 inline constexpr MessageKind kOutboxAck = 3;    // reply, parent → child
 inline constexpr MessageKind kStatusReply = 5;  // reply, node → whoever asked
+// 4 and 6 are unused (never assigned).
+inline constexpr MessageKind kFeedRequest = 7;  // up, not durable: child asks its parent for entries (sync/feed.h)
+inline constexpr MessageKind kFeedBatch = 8;    // reply, parent → child: the entries after the cursor (sync/feed.h)
 }  // namespace kinds
 
 // Registers the federation's kinds with their authority rules.

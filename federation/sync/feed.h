@@ -1,0 +1,153 @@
+// A feed: an append-only log of opaque entries (each entry is itself a signed statement whose
+// meaning the node layer checks) that every node pulls from its parent, so an entry appended
+// anywhere reaches every node below that point; the node layer sends entries UP by other means
+// (outbox) so that the city appends them and they reach every node.
+//
+// Pull, not push: each non-city node asks its parent on tb.<parent>.feed for the entries after
+// its cursor (kind 7, sealed by the child), the parent answers with a batch (kind 8, sealed by
+// the parent, bound by the request's nonce). One request is in flight at a time; a pull loops
+// until it reached the parent's head, then waits for the next poll. Each batch is applied in one
+// transaction: the applier's effect, the entries this node appends to its own log (so its
+// children get them), the cursor and the freshness all commit together, so a crash either keeps
+// the whole batch or none of it.
+//
+// Freshness: after a pull that reached the parent's head, fresh_as_of_ms becomes the parent's
+// reported freshAsOfMs (the city reports its clock). It never moves backwards and survives a
+// restart. While the link is down it stays at the time of the last successful pull.
+//
+// Anti-entropy: if the parent's head is below the cursor, or the parent's entry at the cursor is
+// not the one consumed there (its database was restored from an old backup), the cursor goes
+// back to 0 and everything is pulled again; appliers dedupe, so nothing is applied twice.
+//
+// Limits (docs/protocol.md "Feeds (pulled down)"): an entry is at most kMaxFeedEntryBytes; a
+// batch carries at most kMaxFeedBatchEntries entries and kMaxFeedBatchBytes of payload (the
+// settings can only lower these); a request envelope is at most kMaxFeedRequestBytes.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "federation/store/database.h"
+#include "federation/transport/clock.h"
+#include "federation/transport/random.h"
+#include "federation/transport/transport.h"
+#include "federation/trust/envelope.h"
+
+namespace tongban {
+
+inline constexpr size_t kMaxFeedEntryBytes = 64 * 1024;
+inline constexpr size_t kMaxFeedBatchEntries = 1024;
+// Payload bytes per batch: a full batch (with per-entry framing and the signer's chain) must fit
+// in one sealed envelope (EnvelopeLimits::max_bytes, 256 KiB).
+inline constexpr size_t kMaxFeedBatchBytes = 192 * 1024;
+inline constexpr size_t kMaxFeedRequestBytes = 16 * 1024;
+// After a failed pull the next attempt comes after a backoff from this value, doubling (with
+// jitter) up to the poll interval.
+inline constexpr DurationMs kFeedRetryInitialMs = 1000;
+
+struct FeedSettings {
+  DurationMs poll_interval_ms = 30'000;
+  DurationMs request_timeout_ms = 5'000;
+  size_t batch_max_entries = 256;          // capped at kMaxFeedBatchEntries
+  size_t batch_max_bytes = 256 * 1024;     // capped at kMaxFeedBatchBytes
+};
+
+struct FeedState {              // for status and "how fresh is my data"
+  uint64_t head = 0;            // my own log's last index
+  uint64_t parent_cursor = 0;   // the parent's index I have consumed up to
+  TimeMs fresh_as_of_ms = 0;    // every entry appended anywhere above me before this time is in my log (city: now)
+  TimeMs last_pull_ms = 0;      // last successful pull
+  std::string link = "unknown"; // up | down | unknown | none (city)
+  std::string last_error;       // the last failure or skipped entry (kept after the link recovers, as LinkState's)
+  uint64_t skipped_total = 0;   // entries the applier refused for good (kept in feed_rejected)
+  uint64_t restarts_total = 0;  // cursor resets because the parent's log went back (restore)
+};
+
+// Checks and stores one entry from the parent inside the open transaction. Returns true if it is
+// new here (the feed then appends it to this node's own log, so children get it), false if it
+// was known or is superseded (not appended). kInvalidArgument/kMalformed/kUnauthorized = never
+// acceptable: the feed logs it, skips it (kept in table feed_rejected), and moves the cursor
+// past it; any other error stops this pull (the whole batch is rolled back, retried later, cursor
+// not moved). An applier that refuses an entry must not have written anything for it (there are
+// no savepoints: what it wrote before refusing would commit with the batch).
+using FeedApplier = std::function<Result<bool>(const Bytes& entry)>;
+
+// tb.<node>.feed: where `node` serves its log to its children.
+std::string feedSubject(const DivisionCode& node);
+
+class Feed {
+ public:
+  Feed(const Identity& identity, Database& db, const Verifier& verifier, Clock& clock, Transport& transport,
+       Random& random, FeedSettings settings, FeedApplier applier);
+  ~Feed();
+  Feed(const Feed&) = delete;
+  Feed& operator=(const Feed&) = delete;
+
+  // Tables (component "feed": feed_log, feed_state, feed_rejected); once at start, outside any
+  // transaction.
+  static Status migrate(Database& db);
+
+  // Loads the persisted state, subscribes tb.<self>.feed, pulls from the parent at once and every
+  // poll interval (none for the city). After migrate().
+  Status start();
+  // Unsubscribes and cancels timers; a reply that arrives later is ignored.
+  void stop();
+
+  // Appends an entry to this node's own log, inside the caller's open transaction
+  // (kFailedPrecondition otherwise; kInvalidArgument if empty or over kMaxFeedEntryBytes).
+  // Returns its index. The feed does not call the applier for it: the caller stores its effect.
+  Result<uint64_t> append(const Bytes& entry);
+
+  // Pull now (e.g. after the link came back); if a pull is in flight, another follows it.
+  void pullNow();
+
+  // Entries of this node's own log with index > `index`, oldest first, at most `max_entries`.
+  Result<std::vector<std::pair<uint64_t, Bytes>>> entriesAfter(uint64_t index, size_t max_entries);
+
+  // fresh_as_of_ms etc., also persisted so a restart keeps it. `head` is read from the database
+  // (so it is right after the caller's append committed or rolled back); the city's
+  // fresh_as_of_ms is its clock.
+  const FeedState& state() const;
+
+  // Handles one request and returns the sealed answer, or empty bytes for "no answer" (garbage,
+  // not a child). Public for tests; the subscription calls it.
+  Bytes handleRequest(const Bytes& request);
+
+ private:
+  struct Batch;
+  void schedulePull(DurationMs delay);
+  void pull();
+  void onReply(uint64_t nonce, uint64_t after, Result<Bytes> reply);
+  Status applyBatch(const Batch& batch, uint64_t after, bool* reached_head);
+  Status resetCursor(const std::string& why);
+  void onFailure(const std::string& why);
+  Result<uint64_t> readHead() const;
+
+  const Identity& identity_;
+  Database& db_;
+  const Verifier& verifier_;
+  Clock& clock_;
+  Transport& transport_;
+  Random& random_;
+  FeedSettings settings_;
+  FeedApplier applier_;
+
+  mutable FeedState state_;
+  Bytes cursor_digest_;   // digest of the parent's entry at parent_cursor (empty at 0)
+  bool started_ = false;
+  bool in_flight_ = false;
+  bool again_ = false;    // pullNow() while in flight
+  uint64_t in_flight_nonce_ = 0;
+  Clock::TimerId timer_ = 0;
+  DurationMs backoff_ms_ = kFeedRetryInitialMs;
+  Transport::SubscriptionId subscription_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+// Registers kinds 7 (feed-request) and 8 (feed-batch).
+void registerFeedKinds(KindRegistry& registry);
+
+}  // namespace tongban
