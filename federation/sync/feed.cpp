@@ -413,6 +413,12 @@ void Feed::onReply(uint64_t nonce, uint64_t after, Result<Bytes> reply) {
     schedulePull(0);
     return;
   }
+  if (batch->entries.empty() && batch->head > after) {
+    // Would loop at once, forever: a parent that says it has more must send some.
+    onFailure(from + ": reports head " + std::to_string(batch->head) + " but sent no entries after " +
+              std::to_string(after));
+    return;
+  }
   bool reached_head = false;
   if (auto st = applyBatch(*batch, after, &reached_head); !st.isOk()) {
     onFailure(from + ": applying entries: " + st.toString());

@@ -425,6 +425,56 @@ TEST_F(FeedTest, GarbageOnTheFeedSubjectIsIgnoredAndTheFeedKeepsServing) {
   EXPECT_EQ(log(kTown), std::vector<std::string>{"d1"});
 }
 
+// A parent that answers wrongly: a batch signed by another node, and a batch that claims more
+// entries than it sends. The town applies nothing, says why, and backs off instead of spinning.
+TEST_F(FeedTest, ABatchNotSignedByTheParentOrClaimingEntriesItDoesNotSendIsRefused) {
+  start(kTown);  // its district is not running: an impostor answers on the district's subject
+  int impostor = world_.addEndpoint(code(kDistrict), "impostor");
+  std::string signer = kOtherDistrict;
+  uint64_t claimed_head = 1;
+  int requests = 0;
+  auto sub = world_.transport(impostor).subscribe(feedSubject(code(kDistrict)), [&](const InboundMessage& m) {
+    ++requests;
+    auto opened = nodes_[kDistrict].verifier->open(m.data, code(kDistrict), world_.now(), nullptr);
+    ASSERT_TRUE(opened.isOk()) << opened.status().toString();
+    capnp::MallocMessageBuilder b;
+    auto batch = b.initRoot<wire::FeedBatch>();
+    if (claimed_head == 1) {
+      auto entries = batch.initEntries(1);
+      entries[0].setIndex(1);
+      entries[0].setPayload(capnp_io::dataOf(toBytes("forged revocation")));
+    }
+    batch.setHead(claimed_head);
+    batch.setFreshAsOfMs(world_.now());
+    SealParams p;
+    p.kind = kinds::kFeedBatch;
+    p.timestamp_ms = world_.now();
+    p.target = code(kTown);
+    p.payload = capnp_io::flatBytes(b);
+    p.nonce = opened->nonce;
+    (void)world_.transport(impostor).reply(m, sealEnvelope(nodes_[signer].identity, p));
+  });
+  ASSERT_TRUE(sub.isOk());
+  runFor(1000);
+  EXPECT_TRUE(seen(kTown).empty());
+  EXPECT_EQ(state(kTown).link, "down");
+  EXPECT_NE(state(kTown).last_error.find("is not 440604000000's feed batch"), std::string::npos)
+      << state(kTown).last_error;
+  EXPECT_EQ(state(kTown).fresh_as_of_ms, 0);
+
+  // Now signed by the district's own key, but "head 100" with no entries.
+  signer = kDistrict;
+  claimed_head = 100;
+  requests = 0;
+  runFor(20'000);
+  EXPECT_TRUE(seen(kTown).empty());
+  EXPECT_EQ(state(kTown).parent_cursor, 0u);
+  EXPECT_EQ(state(kTown).fresh_as_of_ms, 0) << "a pull that did not reach the head does not make the town fresh";
+  EXPECT_NE(state(kTown).last_error.find("reports head 100 but sent no entries after 0"), std::string::npos)
+      << state(kTown).last_error;
+  EXPECT_LE(requests, 20) << "backed off, not spinning";
+}
+
 TEST_F(FeedTest, AnEntryTheApplierRefusesForGoodIsSkippedAndTheRestArrive) {
   start(kCity);
   start(kDistrict);
