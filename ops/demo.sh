@@ -7,7 +7,7 @@
 #   ops/demo.sh [--districts N] [--towns N] [--villages N] [--once]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-districts=1 towns=1 villages=2 once=0
+districts=2 towns=1 villages=2 once=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --districts) districts="$2"; shift 2 ;;
@@ -52,7 +52,8 @@ D_UNDER=$(net_login "$DISTRICT" undertaker)
 D_REVIEW=$(net_login "$DISTRICT" reviewer)
 D_APPROVE=$(net_login "$DISTRICT" approver)
 scans="$NET/scans"; mkdir -p "$scans"
-for k in id_card business_license sign_design site_photo lease_contract; do echo "scan of $k" > "$scans/$k.jpg"; done
+for k in id_card business_license sign_design site_photo lease_contract household_register \
+         marriage_certificate birth_certificate homestead_application village_collective_opinion; do echo "scan of $k" > "$scans/$k.jpg"; done
 ZHANG=11010519491231002X   # 张三, resident ID (GB 11643 sample)
 SHOP=91350100M000100Y43    # 某某商店, unified social credit code (GB 32100 sample)
 
@@ -84,8 +85,92 @@ echo "5. Open cases and their lights at the district:"
 "$TB" case list --url "$(net_url "$DISTRICT")" --token "$D_CLERK"
 echo
 
+# --- Applied at a village, decided above (上报件): the network does the travelling ----------
+VILLAGE=$(awk -v t="$TOWN" '$2=="village" && $3==t {print $1}' "$NET/divisions.txt" | sed -n 1p)
+VILLAGE_B=$(awk -v t="$TOWN" '$2=="village" && $3==t {print $1}' "$NET/divisions.txt" | sed -n 2p)
+VILLAGE_B=${VILLAGE_B:-$VILLAGE}
+name_of() { awk -v c="$1" '$1==c {print $4}' "$NET/divisions.txt"; }
+V_CLERK=$(net_login "$VILLAGE" clerk)
+VB_CLERK=$(net_login "$VILLAGE_B" clerk)
+T_UNDER=$(net_login "$TOWN" undertaker)
+T_REVIEW=$(net_login "$TOWN" reviewer)
+T_APPROVE=$(net_login "$TOWN" approver)
+# wait_case CODE TOKEN NUMBER JQ_TEST SECONDS WHAT: until the hall's view of the case passes the
+# test (bounded; the demo stops and says what did not happen).
+wait_case() {
+  local deadline=$(( $(date +%s) + $5 ))
+  until curl -s -H "Authorization: Bearer $2" "$(net_url "$1")/api/cases/$3" | jq -e "$4" > /dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "demo: $6 did not happen within $5 s (logs: $NET/logs)" >&2; exit 1; }
+    sleep 0.5
+  done
+}
+where_is() { curl -s -H "Authorization: Bearer $2" "$(net_url "$1")/api/cases/$3" | jq -r .location; }
+decide_at() {  # decide_at CODE NUMBER UNDERTAKER REVIEWER APPROVER CLERK
+  "$TB" case step --url "$(net_url "$1")" --token "$3" --number "$2" --step undertake > /dev/null
+  "$TB" case step --url "$(net_url "$1")" --token "$4" --number "$2" --step review > /dev/null
+  "$TB" case step --url "$(net_url "$1")" --token "$5" --number "$2" --step approve > /dev/null
+  "$TB" case step --url "$(net_url "$1")" --token "$6" --number "$2" --step conclude > /dev/null
+}
+
+echo "6. 李四 applies for a homestead at $(name_of "$VILLAGE_B") (village): the village accepts it, its town"
+echo "   $(name_of "$TOWN") decides (宅基地审批, 上报件):"
+out=$("$TB" case submit --url "$(net_url "$VILLAGE_B")" --token "$VB_CLERK" --item NR-0062 --applicant-id 440604199001010579 \
+  --name 李四 --contact 13900000000 --json --material id_card="$scans/id_card.jpg" \
+  --material household_register="$scans/household_register.jpg" --material homestead_application="$scans/homestead_application.jpg" \
+  --material village_collective_opinion="$scans/village_collective_opinion.jpg")
+HNUM=$(jq -r .number <<< "$out")
+wait_case "$TOWN" "$T_CLERK" "$HNUM" '.held_for != null' 60 "the homestead application reaching the town"
+decide_at "$TOWN" "$HNUM" "$T_UNDER" "$T_REVIEW" "$T_APPROVE" "$T_CLERK"
+wait_case "$VILLAGE_B" "$VB_CLERK" "$HNUM" '.state == "concluded"' 60 "the town's decision reaching the village"
+echo "   what the family sees at the village with the receipt number (public):"
+"$TB" case show --url "$(net_url "$VILLAGE_B")" --number "$HNUM" | sed 's/^/   /'
+echo
+echo "7. 陈美玲 applies for approval of an additional birth at $(name_of "$VILLAGE") (village); the district"
+echo "   $(name_of "$DISTRICT") decides (再生育审批, 上报件). This morning the town's link is down (a drill: its"
+echo "   nats-server is stopped), so the case waits at the village until the link is back:"
+net_bus_stop town 2> /dev/null
+out=$("$TB" case submit --url "$(net_url "$VILLAGE")" --token "$V_CLERK" --item HW-0012 --applicant-id 440604198803152048 \
+  --name 陈美玲 --contact 13700000000 --json --material id_card="$scans/id_card.jpg" \
+  --material household_register="$scans/household_register.jpg" --material marriage_certificate="$scans/marriage_certificate.jpg" \
+  --material birth_certificate="$scans/birth_certificate.jpg")
+BNUM=$(jq -r .number <<< "$out")
+echo "   accepted as $BNUM; where it is, as the village clerk reads it out:"
+echo "     $(where_is "$VILLAGE" "$V_CLERK" "$BNUM")"
+net_bus_start town 2> /dev/null || { echo "demo: the town's nats-server did not start again (see $NET/bus/town.log)" >&2; exit 1; }
+echo "   (the town's nats-server is started again; its links re-form by themselves)"
+wait_case "$VILLAGE" "$V_CLERK" "$BNUM" '(.decider_steps | length) >= 1' 60 "the birth approval reaching the district"
+echo "     $(where_is "$VILLAGE" "$V_CLERK" "$BNUM")"
+decide_at "$DISTRICT" "$BNUM" "$D_UNDER" "$D_REVIEW" "$D_APPROVE" "$D_CLERK"
+wait_case "$VILLAGE" "$V_CLERK" "$BNUM" '.state == "concluded"' 60 "the district's decision reaching the village"
+echo "     $(where_is "$VILLAGE" "$V_CLERK" "$BNUM")"
+echo "   the case at the village (clerk's view: the district's steps and this hall's audit trail):"
+"$TB" case show --url "$(net_url "$VILLAGE")" --number "$BNUM" --token "$V_CLERK" | sed 's/^/   /'
+echo
+
+OTHER_DISTRICT=$(awk '$2=="district"{print $1}' "$NET/divisions.txt" | sed -n 2p)
+if [ -n "$OTHER_DISTRICT" ]; then
+  NANHAI_SHOP=92440605MA4W3K5R11   # 某某五金店, a shop registered in the other district (GB 32100)
+  echo "8. A clerk at $(name_of "$VILLAGE") asks what a shop of $(name_of "$OTHER_DISTRICT") holds; its business licence was"
+  echo "   scanned at $(name_of "$OTHER_DISTRICT")'s hall, so only the city can answer (查询, signed by who answered):"
+  O_CLERK=$(net_login "$OTHER_DISTRICT" clerk)
+  curl -s -o /dev/null -X POST -H "Authorization: Bearer $O_CLERK" -H 'Content-Type: image/jpeg' \
+    --data-binary @"$scans/business_license.jpg" \
+    "$(net_url "$OTHER_DISTRICT")/api/materials?kind=business_license&holder=$NANHAI_SHOP"
+  # The record goes up to the city with the district's outbox: wait (bounded) until the city has it.
+  C_CLERK=$(net_login "$(net_root_code)" clerk)
+  deadline=$(( $(date +%s) + 60 ))
+  until curl -s -H "Authorization: Bearer $C_CLERK" "$(net_url "$(net_root_code)")/api/lookup?holder=$NANHAI_SHOP" \
+      | jq -e '.outcome == "found"' > /dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "demo: the licence's record did not reach the city within 60 s" >&2; exit 1; }
+    sleep 0.5
+  done
+  "$TB" lookup --url "$(net_url "$VILLAGE")" --at "$VILLAGE" --holder "$NANHAI_SHOP" --token "$V_CLERK" | sed 's/^/   /' \
+    || echo "   (the lookup did not get an answer: see $NET/logs)"
+  echo
+fi
+
 # --- More of the month's work, then ten days later ----------------------------------------
-echo "6. More applications, a few concluded and evaluated, one complaint ..."
+echo "9. More applications, a few concluded and evaluated, one complaint ..."
 for i in 1 2 3; do
   for at in "$DISTRICT" "$TOWN"; do
     token=$([ "$at" = "$DISTRICT" ] && echo "$D_CLERK" || echo "$T_CLERK")
@@ -108,7 +193,7 @@ curl -s -o /dev/null -X POST -H 'Content-Type: application/json' "$(net_url "$DI
 
 # A rehearsal network may run ahead of the calendar: restart the nodes ten days later, so the
 # open permits pass their five-working-day limit and the lights and figures show it.
-echo "7. Ten days later (the nodes restart with a rehearsal clock 10 days ahead) ..."
+echo "10. Ten days later (the nodes restart with a rehearsal clock 10 days ahead) ..."
 export NET_CLOCK_OFFSET_DAYS=10
 net_restart_nodes
 net_wait_joined 60
