@@ -26,6 +26,12 @@ struct CaseTransfer {
   note @14 :Text;
   materials @15 :List(Data);     # MaterialRecord (node.capnp) of each material, with its seal
   catalogueVersion @16 :UInt64;
+  facts @17 :List(KeyValue);     # key facts for the credential (plates, address ...)
+}
+
+struct KeyValue {
+  key @0 :Text;
+  value @1 :Text;
 }
 
 # kind 106 (statement, sealed by the deciding node): the case after one step taken there.
@@ -42,6 +48,8 @@ struct CaseProgress {
   detail @9 :Text;
   deadlineMs @10 :Int64;         # moves when a supplement ends
   concludedAtMs @11 :Int64;
+  credential @12 :Data;          # on the conclusion of an approved case: the sealed credential issued
+  credentialNumber @13 :Text;
 }
 
 struct Hop {

@@ -386,7 +386,7 @@ Result<OpenedEnvelope> Verifier::open(const Bytes& sealed, const DivisionCode& r
   }
 
   return OpenedEnvelope{env.signer, env.kind,  env.seq,   env.timestamp_ms, env.target, std::move(env.payload),
-                        env.nonce,  outer->signer_key};
+                        env.nonce,  outer->signer_key, std::move(chain).value()};
 }
 
 void Verifier::revokeKey(const PublicKey& key, TimeMs revoked_at_ms) {

@@ -89,6 +89,9 @@ struct OpenedEnvelope {
   Bytes payload;
   uint64_t nonce;
   PublicKey signer_key;
+  // The signer's verified certificates, its own first, up to (not including) the root: who
+  // vouches for the signer, for a reader that shows it (a credential's issuer chain).
+  std::vector<CertificateInfo> chain;
 };
 
 struct SealParams {

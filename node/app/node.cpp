@@ -9,6 +9,7 @@
 #include "federation/sync/downlink.h"
 #include "federation/sync/shipper.h"
 #include "federation/util/files.h"
+#include "node/credentials/credential_lookup.h"
 #include "node/forwarding/forwarding.h"
 
 namespace tongban {
@@ -61,6 +62,8 @@ struct Node::Impl {
   std::optional<MaterialStore> materials;
   std::optional<CaseService> cases;
   std::optional<ForwardingService> forwarding;
+  std::optional<CredentialService> credentials;
+  std::unique_ptr<Feed> feed;
   // --- supervision ---
   std::optional<SupervisionService> supervision;
   Clock::TimerId supervision_timer = 0;
@@ -354,6 +357,7 @@ struct Node::Impl {
     if (status_subscription) env.transport->unsubscribe(status_subscription);
     if (catalogue_subscription) env.transport->unsubscribe(catalogue_subscription);
     if (uplink) uplink->stop();
+    if (feed) feed->stop();
     for (auto& [child, shipper] : downlinks) shipper->stop();
     if (downlink) downlink->stop();
   }
@@ -384,6 +388,7 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
   TB_ASSIGN_OR_RETURN(auto outbox, Outbox::open(*impl->db));
   impl->outbox.emplace(std::move(outbox));
   TB_RETURN_IF_ERROR(Shipper::migrate(*impl->db));
+  TB_RETURN_IF_ERROR(Feed::migrate(*impl->db));
   TB_ASSIGN_OR_RETURN(auto receipts, Receipts::open(*impl->db));
   impl->receipts.emplace(std::move(receipts));
 
@@ -404,6 +409,8 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
   impl->kinds.add(kSupervisionSnapshotKind, {"supervision-snapshot", Direction::kUpToParent, /*durable=*/true});
   registerForwardingKinds(impl->kinds);
   registerMaterialFetchKinds(impl->kinds);
+  registerFeedKinds(impl->kinds);
+  registerCredentialKinds(impl->kinds);
   TB_ASSIGN_OR_RETURN(auto verifier, Verifier::create(impl->options.identity.root_certificate, &impl->kinds));
   impl->verifier.emplace(std::move(verifier));
   for (size_t i = 0; i < impl->options.revocations.size(); ++i) {
@@ -437,6 +444,31 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
       }));
   impl->forwarding.emplace(std::move(forwarding));
   impl->cases->setForwardingHooks(impl->forwarding->hooks());
+  // --- credentials: issued on conclusion, replicated up, status records down through the feed ---
+  TB_ASSIGN_OR_RETURN(auto credentials, CredentialService::open(
+      *impl->db, impl->options.identity, *impl->verifier, *impl->catalogue, enqueue_up,
+      [raw](const Bytes& entry) { return raw->feed->append(entry); },
+      [raw] { return raw->feed ? raw->feed->state().fresh_as_of_ms : TimeMs{0}; },
+      [raw](const Bytes& revocation) {
+        TB_RETURN_IF_ERROR(raw->verifier->addRevocation(revocation));
+        if (raw->lookups) raw->lookups->clearCache();  // cached answers may rest on the revoked key
+        return Status::ok();
+      },
+      impl->options.credentials));
+  impl->credentials.emplace(std::move(credentials));
+  TB_ASSIGN_OR_RETURN(auto known_revocations, impl->credentials->keyRevocations());
+  for (const auto& revocation : known_revocations) {
+    TB_RETURN_IF_ERROR(impl->verifier->addRevocation(revocation).withContext("a key revocation received earlier"));
+  }
+  impl->cases->setCredentialIssuer([raw](const CaseRecord& c, TimeMs now) { return raw->credentials->issue(c, now); });
+  impl->forwarding->setCredentialLink(
+      {[raw](const std::string& number) { return raw->credentials->sealed(number); },
+       [raw](const Bytes& sealed) { return raw->credentials->acceptCredential(sealed, raw->env.clock->now()); }});
+  impl->feed = std::make_unique<Feed>(impl->options.identity, *impl->db, *impl->verifier, *env.clock, *env.transport,
+                                      *env.random, impl->options.feed, [raw](const Bytes& entry) {
+                                        return raw->credentials->applyFeedEntry(entry, raw->env.clock->now());
+                                      });
+  // --- end credentials ---
   // --- supervision: after cases (its triggers watch the cases tables) ---
   TB_ASSIGN_OR_RETURN(auto supervision, SupervisionService::open(
       *impl->db, impl->self(), impl->options.identity.name, impl->options.calendar, enqueue_up,
@@ -465,6 +497,12 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
   impl->downlink->registerApplier(kCaseRelayDownKind, [raw](const OpenedEnvelope& e) {
     return raw->forwarding->applyRelayDown(e, raw->env.clock->now());
   });
+  for (MessageKind kind : {kCredentialUpKind, kCredentialStatusUpKind, kIdentityRecordUpKind, kKeyRevocationUpKind}) {
+    impl->downlink->registerApplier(kind, [raw](const OpenedEnvelope& e) {
+      return raw->credentials->applyFromChild(e, raw->env.clock->now());
+    });
+  }
+  TB_RETURN_IF_ERROR(impl->feed->start());
   impl->downlink->registerApplier(kSupervisionSnapshotKind, [raw](const OpenedEnvelope& e) {
     return raw->supervision->applySnapshot(e.signer, e.payload, raw->env.clock->now());
   });
@@ -520,6 +558,7 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
                                                             *env.transport, *env.random, impl->options.lookups,
                                                             std::move(probe)));
     impl->lookups->addSource(makeMaterialLookupSource(*impl->db, impl->options.identity));
+    impl->lookups->addSource(makeCredentialLookupSource(*impl->credentials));
     // Credentials (issue #6) add their LookupSource here. Key revocations are only loaded before
     // this point today; whoever adds one at run time must call impl->lookups->clearCache().
   }
@@ -538,6 +577,8 @@ Database& Node::database() { return *impl_->db; }
 CatalogueStore& Node::catalogue() { return *impl_->catalogue; }
 CaseService& Node::cases() { return *impl_->cases; }
 MaterialStore& Node::materials() { return *impl_->materials; }
+CredentialService& Node::credentials() { return *impl_->credentials; }
+FeedState Node::feedState() const { return impl_->feed->state(); }
 ForwardingService& Node::forwarding() { return *impl_->forwarding; }
 MaterialFetcher& Node::materialFetcher() { return *impl_->material_fetcher; }
 SupervisionService& Node::supervision() { return *impl_->supervision; }

@@ -18,7 +18,9 @@
 #include "federation/trust/keys.h"
 #include "node/calendar/calendar.h"
 #include "node/cases/cases.h"
+#include "federation/sync/feed.h"
 #include "node/catalogue/catalogue.h"
+#include "node/credentials/credentials.h"
 #include "node/forwarding/forwarding.h"
 #include "node/materials/fetch.h"
 #include "node/materials/materials.h"
@@ -46,6 +48,9 @@ struct NodeOptions {
   CaseSettings cases;
   // Supervision figures: snapshot interval, keepalive, staleness (docs/supervision.md).
   SupervisionSettings supervision;
+  // The feed of status records and key revocations pulled from the parent.
+  FeedSettings feed;
+  CredentialSettings credentials;
   // Lookups across levels: cache size and lifetime, time budgets (node/lookup/lookup.h).
   LookupSettings lookups;
   // Material files on demand: timeouts, deadline, chunk size (node/materials/fetch.h).
@@ -87,6 +92,10 @@ class Node {
   CatalogueStore& catalogue();
   CaseService& cases();
   MaterialStore& materials();
+  // Credentials (证照), identity records and their status; the feed that brings status records
+  // and key revocations down from the parent (feedState().fresh_as_of_ms: how fresh they are).
+  CredentialService& credentials();
+  FeedState feedState() const;
   // Forwarded cases: the audit trail of what passed through this node (cases() holds the cases).
   ForwardingService& forwarding();
   // Material files from the node that stores them (own, cached or fetched; node/materials/fetch.h).

@@ -47,6 +47,10 @@ const std::vector<Migration> kCaseMigrations = {
      "CREATE TABLE case_decider_steps (number TEXT NOT NULL, idx INTEGER NOT NULL, step TEXT NOT NULL,"
      "  state TEXT NOT NULL, actor TEXT NOT NULL, at_ms INTEGER NOT NULL, note TEXT NOT NULL, detail TEXT NOT NULL,"
      "  received_ms INTEGER NOT NULL, PRIMARY KEY (number, idx));"},
+    {3,
+     // Key facts for the credential, and the credential issued when the case concluded.
+     "CREATE TABLE case_facts (number TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (number, key));"
+     "ALTER TABLE cases ADD COLUMN credential TEXT NOT NULL DEFAULT '';"},
 };
 
 constexpr size_t kMaxTextField = 200;
@@ -136,6 +140,8 @@ struct CaseService::Impl {
   CaseSettings settings;
   Notifier* notifier;
   ForwardingHooks hooks;
+  CredentialIssuer issuer;
+  Status saveFacts(const std::string& number, const std::vector<std::pair<std::string, std::string>>& facts);
 
   Result<CaseRecord> load(const std::string& number);
   Status loadForwarding(CaseRecord& c, uint64_t forward_seq);
@@ -181,21 +187,21 @@ Status CaseService::Impl::saveRow(const CaseRecord& c, TimeMs now, bool insert) 
   TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
       insert ? "INSERT INTO cases (number, item_code, item_name, department, kind, applicant_id, applicant_name,"
                " contact, state, paused_from, accepted_ms, deadline_ms, concluded_ms, paused_ms, decided_at,"
-               " refusal_notice, evaluation, updated_ms, held_for, forwarded, decider, decider_name)"
+               " refusal_notice, evaluation, updated_ms, held_for, forwarded, decider, decider_name, credential)"
                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,"
-               " ?21, ?22)"
+               " ?21, ?22, ?23)"
              : "UPDATE cases SET item_code = ?2, item_name = ?3, department = ?4, kind = ?5, applicant_id = ?6,"
                " applicant_name = ?7, contact = ?8, state = ?9, paused_from = ?10, accepted_ms = ?11,"
                " deadline_ms = ?12, concluded_ms = ?13, paused_ms = ?14, decided_at = ?15, refusal_notice = ?16,"
                " evaluation = ?17, updated_ms = ?18, held_for = ?19, forwarded = ?20, decider = ?21,"
-               " decider_name = ?22 WHERE number = ?1"));
+               " decider_name = ?22, credential = ?23 WHERE number = ?1"));
   stmt.bind(1, c.number).bind(2, c.item_code).bind(3, c.item_name).bind(4, c.department).bind(5, itemKindName(c.kind));
   stmt.bind(6, c.applicant_id).bind(7, c.applicant_name).bind(8, c.contact).bind(9, caseStateName(c.state));
   stmt.bind(10, c.state == CaseState::kSupplement ? caseStateName(c.paused_from) : "");
   stmt.bind(11, c.accepted_ms).bind(12, c.deadline_ms).bind(13, c.concluded_ms).bind(14, c.paused_ms);
   stmt.bind(15, c.decided_at).bind(16, c.refusal_notice).bind(17, c.evaluation).bind(18, now);
   stmt.bind(19, c.held_for).bind(20, static_cast<int64_t>(c.forwarded ? 1 : 0)).bind(21, c.decider);
-  stmt.bind(22, c.decider_name);
+  stmt.bind(22, c.decider_name).bind(23, c.credential);
   return stmt.run();
 }
 
@@ -235,7 +241,7 @@ Result<CaseRecord> CaseService::Impl::load(const std::string& number) {
   TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
       "SELECT number, item_code, item_name, department, kind, applicant_id, applicant_name, contact, state,"
       " paused_from, accepted_ms, deadline_ms, concluded_ms, paused_ms, decided_at, refusal_notice, evaluation,"
-      " held_for, forwarded, forward_seq, decider, decider_name FROM cases WHERE number = ?1"));
+      " held_for, forwarded, forward_seq, decider, decider_name, credential FROM cases WHERE number = ?1"));
   stmt.bind(1, number);
   TB_ASSIGN_OR_RETURN(bool row, stmt.step());
   if (!row) return Status(ErrorCode::kNotFound, "no case " + number + " at this node");
@@ -266,6 +272,7 @@ Result<CaseRecord> CaseService::Impl::load(const std::string& number) {
   const auto forward_seq = static_cast<uint64_t>(stmt.columnInt64(19));
   c.decider = stmt.columnText(20);
   c.decider_name = stmt.columnText(21);
+  c.credential = stmt.columnText(22);
 
   TB_ASSIGN_OR_RETURN(auto steps, db->prepare(
       "SELECT idx, step, actor, at_ms, note, detail FROM case_steps WHERE number = ?1 ORDER BY idx"));
@@ -291,8 +298,24 @@ Result<CaseRecord> CaseService::Impl::load(const std::string& number) {
     if (!more) break;
     c.material_hashes.push_back(mats.columnText(0));
   }
+  TB_ASSIGN_OR_RETURN(auto facts, db->prepare("SELECT key, value FROM case_facts WHERE number = ?1 ORDER BY key"));
+  facts.bind(1, number);
+  while (true) {
+    TB_ASSIGN_OR_RETURN(bool more, facts.step());
+    if (!more) break;
+    c.facts.emplace_back(facts.columnText(0), facts.columnText(1));
+  }
   if (c.forwarded) TB_RETURN_IF_ERROR(loadForwarding(c, forward_seq));
   return c;
+}
+
+Status CaseService::Impl::saveFacts(const std::string& number, const std::vector<std::pair<std::string, std::string>>& facts) {
+  TB_ASSIGN_OR_RETURN(auto stmt, db->prepare("INSERT OR REPLACE INTO case_facts (number, key, value) VALUES (?1, ?2, ?3)"));
+  for (const auto& [key, value] : facts) {
+    stmt.reset();
+    TB_RETURN_IF_ERROR(stmt.bind(1, number).bind(2, key).bind(3, value).run());
+  }
+  return Status::ok();
 }
 
 Status CaseService::Impl::loadForwarding(CaseRecord& c, uint64_t forward_seq) {
@@ -357,6 +380,13 @@ Result<CaseRecord> CaseService::submit(const IntakeRequest& request, const Princ
   }
   if (!limited(request.note, kMaxNote)) return Status(ErrorCode::kInvalidArgument, "note is longer than 2000 bytes");
   if (request.materials.size() > 64) return Status(ErrorCode::kInvalidArgument, "more than 64 materials offered");
+  if (request.facts.size() > 16) return Status(ErrorCode::kInvalidArgument, "more than 16 facts");
+  for (const auto& [key, value] : request.facts) {
+    if (key.empty() || !limited(key, kMaxTextField) || value.empty() || !limited(value, kMaxTextField)) {
+      return Status(ErrorCode::kInvalidArgument, "each fact needs a name and a value of at most 200 bytes ('" +
+                                                     key.substr(0, 40) + "')");
+    }
+  }
 
   // Completeness check: every required kind must be present and valid; collect every problem
   // so the applicant is told once (一次性告知).
@@ -415,7 +445,9 @@ Result<CaseRecord> CaseService::submit(const IntakeRequest& request, const Princ
   }
   c.state = CaseState::kAccepted;
   c.deadline_ms = m.calendar->deadlineMs(now, item->committed_days);
+  c.facts = request.facts;
   TB_RETURN_IF_ERROR(m.record(c, "accept", clerk.username, now, request.note, "", /*insert=*/true));
+  TB_RETURN_IF_ERROR(m.saveFacts(c.number, c.facts));
   for (const auto& [kind, hash] : accepted_materials) {
     TB_ASSIGN_OR_RETURN(auto stmt, m.db->prepare("INSERT INTO case_materials (number, kind, hash) VALUES (?1, ?2, ?3)"));
     TB_RETURN_IF_ERROR(stmt.bind(1, c.number).bind(2, kind).bind(3, hash).run());
@@ -426,7 +458,12 @@ Result<CaseRecord> CaseService::submit(const IntakeRequest& request, const Princ
     // 即办件: decided and handed over on the spot.
     c.state = CaseState::kConcluded;
     c.concluded_ms = now;
-    TB_RETURN_IF_ERROR(m.record(c, "conclude", clerk.username, now, "immediate item concluded on the spot", ""));
+    std::string detail;
+    if (m.issuer && !item->issues.empty() && item->decide_level == m.self.level()) {
+      TB_ASSIGN_OR_RETURN(c.credential, m.issuer(c, now));
+      detail = "issued " + item->issues + " " + c.credential;
+    }
+    TB_RETURN_IF_ERROR(m.record(c, "conclude", clerk.username, now, "immediate item concluded on the spot", detail));
   }
   if (!decidable_here && m.hooks.forward) {
     // 上报件: the case leaves with this transaction or not at all.
@@ -523,6 +560,12 @@ Result<CaseRecord> CaseService::step(const std::string& number, const StepReques
     c.deadline_ms = endOfDayMs(m.calendar->addWorkingDays(old_last, paused_days));
     detail = "paused " + std::to_string(paused_days) + " working days";
     c.paused_ms = 0;
+  }
+  if (next == CaseState::kConcluded && c.state == CaseState::kApproved && m.issuer && item && !item->issues.empty() &&
+      item->decide_level == m.self.level()) {
+    // 办结发证: the credential is issued in the same transaction as the conclusion.
+    TB_ASSIGN_OR_RETURN(c.credential, m.issuer(c, now));
+    detail = "issued " + item->issues + " " + c.credential;
   }
   c.state = next;
   if (next == CaseState::kConcluded) c.concluded_ms = now;
@@ -658,6 +701,7 @@ Result<int> CaseService::scanLights(TimeMs now) {
 }
 
 void CaseService::setForwardingHooks(ForwardingHooks hooks) { impl_->hooks = std::move(hooks); }
+void CaseService::setCredentialIssuer(CredentialIssuer issuer) { impl_->issuer = std::move(issuer); }
 
 Result<CaseRecord> CaseService::receiveForwarded(const ForwardedCase& fc, TimeMs now) {
   Impl& m = *impl_;
@@ -684,8 +728,10 @@ Result<CaseRecord> CaseService::receiveForwarded(const ForwardedCase& fc, TimeMs
   c.deadline_ms = fc.deadline_ms;
   c.decided_at = levelName(fc.decide_level);
   c.held_for = fc.origin;
+  c.facts = fc.facts;
   TB_RETURN_IF_ERROR(m.record(c, "receive", "system", now, "accepted at " + fc.origin + " by " + fc.accepted_by,
                               fc.route, /*insert=*/true));
+  TB_RETURN_IF_ERROR(m.saveFacts(c.number, c.facts));
   for (const auto& [kind, hash] : fc.materials) {
     TB_ASSIGN_OR_RETURN(auto stmt, m.db->prepare("INSERT INTO case_materials (number, kind, hash) VALUES (?1, ?2, ?3)"));
     TB_RETURN_IF_ERROR(stmt.bind(1, c.number).bind(2, kind).bind(3, hash).run());
@@ -729,6 +775,7 @@ Result<bool> CaseService::applyDeciderStep(const DeciderStep& s, TimeMs now) {
   c.state = state;
   c.deadline_ms = s.deadline_ms;
   c.concluded_ms = s.concluded_ms;
+  if (!s.credential.empty()) c.credential = s.credential;
   TB_RETURN_IF_ERROR(m.saveRow(c, now, false));
   return true;
 }

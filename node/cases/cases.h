@@ -83,6 +83,9 @@ struct IntakeRequest {
   std::string contact;        // phone number or address for the result
   std::vector<MaterialOffer> materials;
   std::string note;
+  // Key facts the credential will state (the plates on a muck-transport permit, the address on a
+  // shop-sign permit): at most 16, each key and value at most 200 bytes.
+  std::vector<std::pair<std::string, std::string>> facts;
 };
 
 struct CaseStep {
@@ -116,6 +119,8 @@ struct CaseRecord {
   std::vector<CaseStep> steps;
   std::vector<std::pair<std::string, std::string>> reviews;  // joint: department → approve/deny
   std::vector<std::string> material_hashes;
+  std::vector<std::pair<std::string, std::string>> facts;
+  std::string credential;     // the number of the credential issued when it concluded ("" none)
 
   // --- forwarding ---
   // At the decider: the division whose hall accepted the case ("" for the node's own cases).
@@ -148,6 +153,7 @@ struct ForwardedCase {
   TimeMs deadline_ms = 0;
   std::string accepted_by;
   std::vector<std::pair<std::string, std::string>> materials;  // kind → hash
+  std::vector<std::pair<std::string, std::string>> facts;
   std::string route;        // "440604001001 → 440604001000 → 440604000000", for the receive step
 };
 
@@ -160,7 +166,12 @@ struct DeciderStep {
   std::string state;
   TimeMs deadline_ms = 0;
   TimeMs concluded_ms = 0;
+  std::string credential;     // the credential issued on conclusion, if any
 };
+
+// Issues the item's credential when an approved case concludes at its decide level, inside the
+// conclude transaction; returns its number (node/credentials implements it).
+using CredentialIssuer = std::function<Result<std::string>(const CaseRecord& c, TimeMs now)>;
 
 // How the case service hands forwarded cases to the network (node/forwarding implements it).
 // Both run inside the case's own transaction, so the message commits with the change.
@@ -226,6 +237,7 @@ class CaseService {
 
   // --- forwarding (node/forwarding calls these inside its applying transaction) ---
   void setForwardingHooks(ForwardingHooks hooks);
+  void setCredentialIssuer(CredentialIssuer issuer);
   // The decider takes in a forwarded case: stored as held for its origin, with a "receive" step
   // (which itself goes back down). A case already held is left alone (kAlreadyExists).
   Result<CaseRecord> receiveForwarded(const ForwardedCase& fc, TimeMs now);

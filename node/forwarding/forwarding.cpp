@@ -42,6 +42,7 @@ struct Transfer {
   std::string accepted_by, note;
   std::vector<Bytes> materials;
   uint64_t catalogue_version = 0;
+  std::vector<std::pair<std::string, std::string>> facts;
 };
 
 struct Progress {
@@ -51,6 +52,8 @@ struct Progress {
   TimeMs at_ms = 0;
   std::string note, detail;
   TimeMs deadline_ms = 0, concluded_ms = 0;
+  Bytes credential;
+  std::string credential_number;
 };
 
 Bytes encodeRelay(const Relay& r) {
@@ -100,6 +103,11 @@ Bytes encodeTransfer(const Transfer& t) {
   auto mats = w.initMaterials(static_cast<unsigned>(t.materials.size()));
   for (unsigned i = 0; i < t.materials.size(); ++i) mats.set(i, capnp_io::dataOf(t.materials[i]));
   w.setCatalogueVersion(t.catalogue_version);
+  auto facts = w.initFacts(static_cast<unsigned>(t.facts.size()));
+  for (unsigned i = 0; i < t.facts.size(); ++i) {
+    facts[i].setKey(t.facts[i].first);
+    facts[i].setValue(t.facts[i].second);
+  }
   return capnp_io::flatBytes(b);
 }
 
@@ -129,6 +137,8 @@ Result<Transfer> decodeTransfer(const Bytes& bytes) {
     }
     for (auto m : w.getMaterials()) t.materials.push_back(capnp_io::bytesOf(m));
     t.catalogue_version = w.getCatalogueVersion();
+    if (w.getFacts().size() > 16) return Status(ErrorCode::kMalformed, "case transfer lists more than 16 facts");
+    for (auto f : w.getFacts()) t.facts.emplace_back(text(f.getKey()), text(f.getValue()));
     for (const auto* s : {&t.number, &t.item_code, &t.item_name, &t.department, &t.applicant_id, &t.applicant_name,
                           &t.contact, &t.accepted_by, &t.note, &t.origin_name}) {
       if (tooLong(*s)) return Status(ErrorCode::kMalformed, "case transfer has a field longer than 2000 bytes");
@@ -158,6 +168,8 @@ Bytes encodeProgress(const Progress& p) {
   w.setDetail(p.detail);
   w.setDeadlineMs(p.deadline_ms);
   w.setConcludedAtMs(p.concluded_ms);
+  w.setCredential(capnp_io::dataOf(p.credential));
+  w.setCredentialNumber(p.credential_number);
   return capnp_io::flatBytes(b);
 }
 
@@ -177,6 +189,8 @@ Result<Progress> decodeProgress(const Bytes& bytes) {
     p.detail = text(w.getDetail());
     p.deadline_ms = w.getDeadlineMs();
     p.concluded_ms = w.getConcludedAtMs();
+    p.credential = capnp_io::bytesOf(w.getCredential());
+    p.credential_number = text(w.getCredentialNumber());
     if (p.number.empty() || p.step.empty()) return Status(ErrorCode::kMalformed, "case progress lacks a case number or a step");
     return p;
   });
@@ -219,6 +233,7 @@ struct ForwardingService::Impl {
   MaterialStore* materials;
   EnqueueTo enqueue_to;
   std::function<bool(uint64_t)> outbox_pending;
+  CredentialLink credentials;
 
   const DivisionCode& self() const { return identity->division; }
 
@@ -260,6 +275,7 @@ struct ForwardingService::Impl {
     t.deadline_ms = c.deadline_ms;
     t.accepted_by = clerk;
     t.note = c.steps.empty() ? "" : c.steps.front().note;
+    t.facts = c.facts;
     for (const auto& hash : c.material_hashes) {
       TB_ASSIGN_OR_RETURN(MaterialRecordInfo record, materials->get(hash, c.applicant_id));
       t.materials.push_back(encodeMaterialRecord(record));
@@ -290,6 +306,12 @@ struct ForwardingService::Impl {
     p.detail = step.detail;
     p.deadline_ms = c.deadline_ms;
     p.concluded_ms = c.concluded_ms;
+    if (step.step == "conclude" && !c.credential.empty() && credentials.sealed_of) {
+      TB_ASSIGN_OR_RETURN(auto sealed, credentials.sealed_of(c.credential));
+      if (!sealed) return Status(ErrorCode::kInternal, "credential " + c.credential + " of case " + c.number + " is not held here");
+      p.credential = *sealed;
+      p.credential_number = c.credential;
+    }
     Relay relay{seal(kCaseProgressKind, origin, encodeProgress(p), step.at_ms), {{self().str(), step.at_ms}}};
     TB_RETURN_IF_ERROR(enqueue_to(*next, kCaseRelayDownKind, encodeRelay(relay)).status());
     return recordPassage({c.number, "progress", step.index, "sent down", "", next->str(), self().str(), step.at_ms});
@@ -359,6 +381,7 @@ struct ForwardingService::Impl {
     fc.deadline_ms = t.deadline_ms;
     fc.accepted_by = t.accepted_by;
     fc.route = routeText(relay.hops);
+    fc.facts = t.facts;
     for (const auto& bytes : t.materials) {
       TB_ASSIGN_OR_RETURN(MaterialRecordInfo record, decodeMaterialRecord(bytes));
       // The seal binds the file to its holder and kind; the origin's key made it (checked here
@@ -412,6 +435,12 @@ struct ForwardingService::Impl {
     s.state = p.state;
     s.deadline_ms = p.deadline_ms;
     s.concluded_ms = p.concluded_ms;
+    if (!p.credential.empty()) {
+      // The citizen collects the credential here: keep it (it is checked like any credential).
+      if (!credentials.accept) return Status(ErrorCode::kUnavailable, "no credential store at " + self().str() + " yet");
+      TB_RETURN_IF_ERROR(credentials.accept(p.credential).status());
+      s.credential = p.credential_number;
+    }
     TB_ASSIGN_OR_RETURN(bool applied, cases->applyDeciderStep(s, now));
     if (!applied) return Status::ok();
     return recordPassage({p.number, "progress", p.step_index, "delivered", e.signer.str(), "", routeText(relay.hops), now});
@@ -443,6 +472,8 @@ ForwardingHooks ForwardingService::hooks() {
   h.pending = impl->outbox_pending;
   return h;
 }
+
+void ForwardingService::setCredentialLink(CredentialLink link) { impl_->credentials = std::move(link); }
 
 Status ForwardingService::applyRelayUp(const OpenedEnvelope& e, TimeMs now) { return impl_->applyRelayUp(e, now); }
 Status ForwardingService::applyRelayDown(const OpenedEnvelope& e, TimeMs now) { return impl_->applyRelayDown(e, now); }

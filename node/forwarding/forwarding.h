@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,14 @@ class ForwardingService {
 
   // What the case service calls to send a case up and its steps down (installs nothing itself).
   ForwardingHooks hooks();
+
+  // A credential issued on the conclusion of a forwarded case rides down with that step, so the
+  // origin holds it (node/credentials provides both ends).
+  struct CredentialLink {
+    std::function<Result<std::optional<Bytes>>(const std::string& number)> sealed_of;  // at the decider
+    std::function<Result<bool>(const Bytes& sealed)> accept;                           // at the origin
+  };
+  void setCredentialLink(CredentialLink link);
 
   // Downlink appliers, inside the applying transaction. Content that can never be acceptable
   // (forged, misrouted, malformed) is kInvalidArgument / kMalformed / kUnauthorized.

@@ -569,8 +569,7 @@ struct LookupService::Impl {
     if (!parent) {
       std::string note;
       if (!any_source) {
-        note = std::string("no ") + lookupQuestionName(q.question) +
-               " records are kept in this network yet (credentials arrive with issue #6), so none exists";
+        note = std::string("no ") + lookupQuestionName(q.question) + " records are kept in this network, so none exists";
       }
       return done(ownAnswer(q, LookupOutcome::kNotFound, {}, note));
     }

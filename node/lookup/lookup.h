@@ -122,7 +122,7 @@ struct LookupResult {
 };
 
 // Where a node finds records it holds. The materials source reads the node's own materials and
-// the records its subtree relayed up; credentials (issue #6) plug in another source.
+// the records its subtree relayed up; credentials plug in another (node/credentials/credential_lookup.h).
 class LookupSource {
  public:
   virtual ~LookupSource() = default;

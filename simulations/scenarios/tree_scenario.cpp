@@ -251,7 +251,7 @@ class Scenario {
     }
     if (acceptable.empty()) return;
     const CatalogueItem& item = *acceptable[pick % acceptable.size()];
-    IntakeRequest request{item.code, residentId(pick >> 8), "申请人", "13800000000", {}, ""};
+    IntakeRequest request{item.code, residentId(pick >> 8), "申请人", "13800000000", {}, "", {}};
     const TimeMs now = world_.now();
     for (const auto& kind : item.materials) {
       // Now and then a material is missing: the application is refused with its notice.

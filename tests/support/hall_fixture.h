@@ -84,7 +84,7 @@ class HallFixture : public ::testing::Test {
   }
 
   IntakeRequest request(const std::string& item, bool with_materials = true) {
-    IntakeRequest r{item, kPersonId, "张三", "13800000000", {}, ""};
+    IntakeRequest r{item, kPersonId, "张三", "13800000000", {}, "", {}};
     if (with_materials) {
       for (const auto& kind : catalogue_->current()->find(item)->materials) {
         r.materials.push_back({kind, upload(kind, "scan of " + kind)});

@@ -38,7 +38,7 @@ class ForwardingTest : public testing::SimTree {
     Node& village = at(kVillage);
     const CatalogueItem* item = village.catalogue().current()->find(item_code);
     EXPECT_NE(item, nullptr);
-    IntakeRequest request{item_code, kPerson, "张三", "13800000000", {}, "applied at the village"};
+    IntakeRequest request{item_code, kPerson, "张三", "13800000000", {}, "applied at the village", {}};
     for (const auto& kind : item->materials) {
       auto record = village.materials().put(toBytes("scan of " + kind), kind, kPerson, "image/jpeg", "clerk", world_.now());
       EXPECT_TRUE(record.isOk()) << record.status().toString();

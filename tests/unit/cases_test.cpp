@@ -200,7 +200,7 @@ TEST_F(CaseTest, EvaluationOnlyOnceAndOnlyForConcludedCases) {
 
 TEST_F(CaseTest, AHoldersMaterialsAreReusedWithoutUploadingAgain) {
   upload("id_card", "front and back of the ID card");
-  IntakeRequest bare{"SI-0001", kPersonId, "张三", "13800000000", {}, ""};
+  IntakeRequest bare{"SI-0001", kPersonId, "张三", "13800000000", {}, "", {}};
   auto first = cases_->submit(bare, clerk_, kMonday0900);
   auto second = cases_->submit(bare, clerk_, kMonday0900 + 1000);
   ASSERT_TRUE(first.isOk());

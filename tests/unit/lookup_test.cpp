@@ -221,11 +221,10 @@ TEST_F(LookupTest, UnknownHolderIsNotFoundAuthoritativelyByTheCity) {
   EXPECT_EQ(routeOf(r), (std::vector<std::string>{kVillage, kTown, kDistrict, kCity}));
 }
 
-TEST_F(LookupTest, CredentialIsNotFoundByTheCityWithANoteUntilCredentialsExist) {
-  auto r = lookupAt(kTown, makeLookupQuery(LookupQuestion::kCredential, "ZZ-2026-0001").value());
+TEST_F(LookupTest, ACredentialNoNodeHoldsIsNotFoundByTheCity) {
+  auto r = lookupAt(kTown, makeLookupQuery(LookupQuestion::kCredential, "440604000000-L00000099").value());
   EXPECT_EQ(r.outcome, LookupOutcome::kNotFound);
   EXPECT_EQ(r.answered_by, kCity);
-  EXPECT_NE(r.note.find("issue #6"), std::string::npos) << r.note;
 }
 
 TEST_F(LookupTest, CutTownLinkGivesCouldNotAskNamingTheLinkWithinTheBudget) {

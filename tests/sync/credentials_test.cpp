@@ -1,0 +1,315 @@
+// Credentials end to end on real nodes in the simulated world: issued when an approved case
+// concludes at its decide level, held by every ancestor of the issuer and by the hall that
+// accepted the case, verifiable offline anywhere, and revocable, suspendable and renewable with
+// the news reaching every node through the feed.
+#include <gtest/gtest.h>
+
+#include "federation/trust/certificate.h"
+#include "node/credentials/credentials.h"
+#include "tests/support/sim_tree.h"
+
+namespace tongban {
+namespace {
+
+using testing::kStart;
+
+constexpr const char* kCity = "440600000000";
+constexpr const char* kDistrict = "440604000000";
+constexpr const char* kTown = "440604001000";
+constexpr const char* kVillage = "440604001001";
+constexpr const char* kOtherVillage = "440604001002";
+constexpr const char* kCompany = "91440604MA4UH8XQ3D";  // unified social credit code
+constexpr const char* kPerson = "11010519491231002X";
+constexpr DurationMs kDay = 24LL * 3600 * 1000;
+
+class CredentialTest : public testing::SimTree {
+ protected:
+  void configure(NodeOptions& o) override {
+    o.calendar = WorkingCalendar::loadFile(std::string(TONGBAN_SOURCE_DIR) + "/data/calendar-2026.json").value();
+    if (o.identity.division.level() == Level::kCity) o.catalogue_file = std::string(TONGBAN_SOURCE_DIR) + "/data/catalog.json";
+    o.catalogue_poll_ms = 2000;
+    o.feed.poll_interval_ms = 2000;
+  }
+
+  void startAll() {
+    for (const char* code : {kCity, kDistrict, kTown, kVillage, kOtherVillage}) start(code);
+    runFor(15'000);
+    ASSERT_NE(at(kOtherVillage).catalogue().current(), nullptr);
+  }
+
+  Node& at(const char* code) { return *nodes_[code]; }
+
+  // An application taken in at `hall`, with every material, walked to its conclusion where it
+  // is decided (the hall itself or, forwarded, its ancestor `decider`). Returns the case number.
+  std::string concludeCase(const char* hall, const char* decider, const std::string& item_code, const std::string& holder,
+                           std::vector<std::pair<std::string, std::string>> facts = {}) {
+    Node& node = at(hall);
+    const CatalogueItem* item = node.catalogue().current()->find(item_code);
+    EXPECT_NE(item, nullptr);
+    IntakeRequest request{item_code, holder, "佛山示例有限公司", "13800000000", {}, "", std::move(facts)};
+    for (const auto& kind : item->materials) {
+      auto record = node.materials().put(toBytes("scan of " + kind), kind, holder, "image/jpeg", "clerk", world_.now());
+      EXPECT_TRUE(record.isOk()) << record.status().toString();
+      request.materials.push_back({kind, record->hash});
+    }
+    auto c = node.cases().submit(request, staff_, world_.now());
+    EXPECT_TRUE(c.isOk()) << c.status().toString();
+    runFor(10'000);
+    if (c->state == CaseState::kConcluded) return c->number;  // an immediate item, concluded on the spot
+    for (const char* step : {"undertake", "review", "approve", "conclude"}) {
+      auto moved = at(decider).cases().step(c->number, StepRequest{step, "", "", ""}, staff_, world_.now());
+      EXPECT_TRUE(moved.isOk()) << step << ": " << moved.status().toString();
+    }
+    runFor(10'000);
+    return c->number;
+  }
+
+  Bytes sealedOf(const char* code, const std::string& number) {
+    auto sealed = at(code).credentials().sealed(number);
+    EXPECT_TRUE(sealed.isOk() && sealed->has_value()) << number << " not held at " << code;
+    return sealed.isOk() && *sealed ? **sealed : Bytes{};
+  }
+
+  // A business licence issued at the district; its sealed form.
+  std::pair<std::string, Bytes> businessLicence() {
+    const std::string number = concludeCase(kDistrict, kDistrict, "SC-0001", kCompany, {{"address", "禅城区岭南大道1号"}});
+    const std::string credential = at(kDistrict).cases().get(number)->credential;
+    EXPECT_FALSE(credential.empty()) << "concluding an approved SC-0001 case issues a business licence";
+    return {credential, sealedOf(kDistrict, credential)};
+  }
+
+  CredentialInfo draft(const std::string& issuer, const std::string& number, TimeMs issued_at) {
+    CredentialInfo c;
+    c.number = number;
+    c.kind = "business_license";
+    c.holder_id = kCompany;
+    c.holder_name = "佛山示例有限公司";
+    c.issuer = issuer;
+    c.issuer_name = issuer;
+    c.item_code = "SC-0001";
+    c.item_name = "企业设立登记";
+    c.case_number = issuer + "-00000001";
+    c.origin = issuer;
+    c.valid_from_ms = issued_at;
+    c.valid_until_ms = issued_at + 365 * kDay;
+    c.issued_at_ms = issued_at;
+    return c;
+  }
+
+  Principal staff_{"staff", "every role", {Role::kClerk, Role::kUndertaker, Role::kReviewer, Role::kApprover}};
+};
+
+TEST_F(CredentialTest, ConcludingAnApprovedCaseIssuesACredentialHeldByEveryAncestorAndValidEverywhere) {
+  startAll();
+  auto [number, sealed] = businessLicence();
+  EXPECT_EQ(number.rfind(std::string(kDistrict) + "-L", 0), 0u) << number;
+  EXPECT_TRUE(at(kCity).credentials().sealed(number)->has_value()) << "every ancestor of the issuer holds it";
+  EXPECT_FALSE(at(kTown).credentials().sealed(number)->has_value()) << "a descendant holds only what it accepted";
+
+  Verification v = at(kOtherVillage).credentials().verifyText(credentialToText(sealed), world_.now());
+  EXPECT_EQ(v.verdict, "valid") << v.reason;
+  ASSERT_TRUE(v.credential.has_value());
+  EXPECT_EQ(v.credential->holder_id, kCompany);
+  EXPECT_EQ(v.credential->facts.front().second, "禅城区岭南大道1号");
+  ASSERT_FALSE(v.chain.empty());
+  EXPECT_EQ(v.chain.front().division.str(), kDistrict);
+  EXPECT_GT(v.status_fresh_as_of_ms, kStart) << "the village says how fresh its status data is";
+}
+
+TEST_F(CredentialTest, AForwardedCasesCredentialIsHandedOverWhereTheCitizenApplied) {
+  startAll();
+  const std::string number = concludeCase(kVillage, kDistrict, "HW-0012", kPerson);
+  auto at_village = at(kVillage).cases().get(number).value();
+  ASSERT_EQ(at_village.state, CaseState::kConcluded);
+  ASSERT_FALSE(at_village.credential.empty());
+  EXPECT_TRUE(at(kVillage).credentials().sealed(at_village.credential)->has_value());
+  EXPECT_TRUE(at(kCity).credentials().sealed(at_village.credential)->has_value());
+  EXPECT_EQ(at(kVillage).credentials().verify(sealedOf(kVillage, at_village.credential), world_.now()).verdict, "valid");
+}
+
+TEST_F(CredentialTest, ATamperedOrTruncatedCredentialIsInvalidAndSaysWhy) {
+  startAll();
+  auto [number, sealed] = businessLicence();
+  Bytes tampered = sealed;
+  tampered[tampered.size() / 3] ^= 0x20;
+  Verification t = at(kVillage).credentials().verify(tampered, world_.now());
+  EXPECT_EQ(t.verdict, "invalid");
+  EXPECT_FALSE(t.reason.empty());
+
+  Bytes cut(sealed.begin(), sealed.begin() + static_cast<long>(sealed.size() / 2));
+  Verification c = at(kVillage).credentials().verify(cut, world_.now());
+  EXPECT_EQ(c.verdict, "invalid");
+  EXPECT_NE(c.reason.find("cut short"), std::string::npos) << c.reason;
+
+  std::string text = credentialToText(sealed);
+  Verification s = at(kVillage).credentials().verifyText(text.substr(0, text.size() - 40), world_.now());
+  EXPECT_EQ(s.verdict, "invalid") << s.reason;
+  EXPECT_EQ(at(kVillage).credentials().verifyText("hello", world_.now()).verdict, "invalid");
+}
+
+TEST_F(CredentialTest, ACredentialSignedByANodeWithoutAuthorityForTheItemIsInvalid) {
+  startAll();
+  // A town signs a business licence; SC-0001 is decided at district level.
+  Bytes forged = signCredential(identities_[kTown], draft(kTown, std::string(kTown) + "-L00000001", world_.now()));
+  Verification v = at(kVillage).credentials().verify(forged, world_.now());
+  EXPECT_EQ(v.verdict, "invalid");
+  EXPECT_NE(v.reason.find("without authority"), std::string::npos) << v.reason;
+  EXPECT_NE(v.reason.find("decided at district level"), std::string::npos) << v.reason;
+  // And it is refused when relayed.
+  auto txn = at(kCity).database().begin();
+  EXPECT_EQ(at(kCity).credentials().acceptCredential(forged, world_.now()).status().code(), ErrorCode::kUnauthorized);
+}
+
+TEST_F(CredentialTest, ACredentialUnderAnotherRootIsInvalid) {
+  startAll();
+  std::array<uint8_t, 32> seed{};
+  seed.fill(99);
+  auto city = DivisionCode::parse(kCity).value();
+  Identity foreign = createRootIdentity(city, "假佛山", KeyPair::fromSeed(seed), kStart - 1000, kStart + 400 * kDay).value();
+  Identity foreign_district = issueChildIdentity(foreign, DivisionCode::parse(kDistrict).value(), "假禅城",
+                                                 KeyPair::fromSeed(std::array<uint8_t, 32>{7}), 9, kStart - 1000,
+                                                 kStart + 400 * kDay).value();
+  Bytes forged = signCredential(foreign_district, draft(kDistrict, std::string(kDistrict) + "-L00000042", world_.now()));
+  Verification v = at(kVillage).credentials().verify(forged, world_.now());
+  EXPECT_EQ(v.verdict, "invalid");
+  EXPECT_NE(v.reason.find("not issued under this city's root"), std::string::npos) << v.reason;
+}
+
+TEST_F(CredentialTest, ACredentialPastItsValidityIsExpired) {
+  startAll();
+  CredentialInfo short_lived = draft(kDistrict, std::string(kDistrict) + "-L00000077", world_.now());
+  short_lived.valid_until_ms = world_.now() + kDay;
+  Bytes sealed = signCredential(identities_[kDistrict], short_lived);
+  EXPECT_EQ(at(kVillage).credentials().verify(sealed, world_.now()).verdict, "valid");
+  Verification later = at(kVillage).credentials().verify(sealed, world_.now() + 2 * kDay);
+  EXPECT_EQ(later.verdict, "expired") << later.reason;
+}
+
+// A lost village laptop: the village's key is revoked. What it issued before stays valid; what
+// its key signs afterwards is refused everywhere (the village itself is cut off by it, too).
+TEST_F(CredentialTest, AKeyRevokedAfterIssuanceLeavesEarlierCredentialsValidAndLaterOnesInvalidEverywhere) {
+  startAll();
+  // An immediate item decided at the village: its certificate is issued on the spot.
+  const std::string number = concludeCase(kOtherVillage, kOtherVillage, "SI-0001", kPerson);
+  const std::string credential = at(kOtherVillage).cases().get(number)->credential;
+  ASSERT_FALSE(credential.empty());
+  const Bytes before = sealedOf(kOtherVillage, credential);
+  const TimeMs revoked_at = world_.now() + 1000;
+  auto revocation = signKeyRevocation(identities_[kTown], DivisionCode::parse(kOtherVillage).value(),
+                                      identities_[kOtherVillage].keys.public_key, revoked_at, "village laptop lost");
+  ASSERT_TRUE(revocation.isOk());
+  runFor(2000);
+  ASSERT_TRUE(at(kTown).credentials().publishKeyRevocation(*revocation, world_.now()).isOk());
+  runFor(20'000);  // down the feeds to every node, and up to the city
+  CredentialInfo later = draft(kOtherVillage, std::string(kOtherVillage) + "-L00000500", world_.now());
+  later.kind = "si_enrolment_certificate";
+  later.item_code = "SI-0001";
+  later.holder_id = kPerson;
+  Bytes after = signCredential(identities_[kOtherVillage], later);
+  for (const char* code : {kCity, kDistrict, kTown, kVillage}) {
+    EXPECT_EQ(at(code).credentials().verify(before, world_.now()).verdict, "valid") << code;
+    Verification v = at(code).credentials().verify(after, world_.now());
+    EXPECT_EQ(v.verdict, "invalid") << code;
+    EXPECT_NE(v.reason.find("revoked before the issue time"), std::string::npos) << v.reason;
+  }
+  // A restart keeps enforcing it.
+  crash(kVillage);
+  restart(kVillage);
+  EXPECT_EQ(at(kVillage).credentials().verify(after, world_.now()).verdict, "invalid");
+  EXPECT_EQ(at(kVillage).credentials().verify(before, world_.now()).verdict, "valid");
+}
+
+TEST_F(CredentialTest, ARevocationAtTheDistrictReachesEveryNodeAndIsFinal) {
+  startAll();
+  auto [number, sealed] = businessLicence();
+  world_.setLinkUp(DivisionCode::parse(kVillage).value(), false);
+  ASSERT_TRUE(at(kDistrict).credentials().setStatus(number, "revoked", "obtained by fraud", world_.now()).isOk());
+  runFor(20'000);
+  for (const char* code : {kCity, kDistrict, kTown, kOtherVillage}) {
+    Verification v = at(code).credentials().verify(sealed, world_.now());
+    EXPECT_EQ(v.verdict, "revoked") << code << ": " << v.reason;
+    EXPECT_NE(v.reason.find("obtained by fraud"), std::string::npos);
+  }
+  // The cut-off village still answers offline, from what it knows, and says how old that is.
+  Verification stale = at(kVillage).credentials().verify(sealed, world_.now());
+  EXPECT_EQ(stale.verdict, "valid");
+  EXPECT_LT(stale.status_fresh_as_of_ms, world_.now() - 15'000);
+  world_.setLinkUp(DivisionCode::parse(kVillage).value(), true);
+  runFor(20'000);
+  EXPECT_EQ(at(kVillage).credentials().verify(sealed, world_.now()).verdict, "revoked");
+  EXPECT_EQ(at(kDistrict).credentials().setStatus(number, "active", "appeal", world_.now()).status().code(),
+            ErrorCode::kFailedPrecondition);
+}
+
+TEST_F(CredentialTest, ASuspensionCanBeLiftedAndOnlyTheIssuerOrAnAncestorMayDoEither) {
+  startAll();
+  auto [number, sealed] = businessLicence();
+  EXPECT_EQ(at(kTown).credentials().setStatus(number, "suspended", "not mine", world_.now()).status().code(),
+            ErrorCode::kPermissionDenied);
+  ASSERT_TRUE(at(kCity).credentials().setStatus(number, "suspended", "under investigation", world_.now()).isOk());
+  runFor(20'000);
+  EXPECT_EQ(at(kVillage).credentials().verify(sealed, world_.now()).verdict, "suspended");
+  ASSERT_TRUE(at(kDistrict).credentials().setStatus(number, "active", "cleared", world_.now()).isOk());
+  runFor(20'000);
+  EXPECT_EQ(at(kVillage).credentials().verify(sealed, world_.now()).verdict, "valid");
+}
+
+TEST_F(CredentialTest, ARenewedCredentialSupersedesTheOldCopyEverywhere) {
+  startAll();
+  auto [number, old_copy] = businessLicence();
+  auto renewed = at(kDistrict).credentials().renew(number, world_.now() + 800 * kDay, {{"address", "南海区桂城1号"}}, world_.now());
+  ASSERT_TRUE(renewed.isOk()) << renewed.status().toString();
+  runFor(20'000);
+  Verification old_v = at(kVillage).credentials().verify(old_copy, world_.now());
+  EXPECT_EQ(old_v.verdict, "superseded") << old_v.reason;
+  EXPECT_EQ(old_v.current_version, 2u);
+  EXPECT_EQ(at(kVillage).credentials().verify(*renewed, world_.now()).verdict, "valid");
+  auto at_city = at(kCity).credentials().listByNumber(number).value();
+  ASSERT_TRUE(at_city.has_value());
+  EXPECT_EQ(at_city->version, 2u) << "exactly one current version at every ancestor";
+}
+
+TEST_F(CredentialTest, AStatusRecordSignedByANodeWithoutAuthorityIsRefused) {
+  startAll();
+  auto [number, sealed] = businessLicence();
+  // A village seals a revocation of the district's licence and slips it into a feed.
+  SealParams p;
+  p.kind = kCredentialStatusKind;
+  p.timestamp_ms = world_.now();
+  p.target = DivisionCode::parse(kVillage).value();
+  auto forged_status = at(kVillage).credentials().status(number);
+  ASSERT_TRUE(forged_status.isOk());
+  // Build the payload by having the district make a real one, then re-seal its payload as the village.
+  ASSERT_TRUE(at(kDistrict).credentials().setStatus(number, "suspended", "check", world_.now()).isOk());
+  auto stmt = at(kDistrict).database().prepare("SELECT sealed FROM credential_status WHERE number = ?1");
+  ASSERT_TRUE(stmt.isOk());
+  stmt->bind(1, number);
+  ASSERT_TRUE(stmt->step().value());
+  auto genuine = stmt->columnBlob(0);
+  KindRegistry kinds;
+  registerCredentialKinds(kinds);
+  auto verifier = Verifier::create(identities_[kCity].root_certificate, &kinds).value();
+  p.payload = verifier.open(genuine, DivisionCode::parse(kVillage).value(), world_.now(), nullptr)->payload;
+  Bytes forged = sealEnvelope(identities_[kVillage], p);
+  auto txn = at(kOtherVillage).database().begin();
+  auto applied = at(kOtherVillage).credentials().applyFeedEntry(forged, world_.now());
+  EXPECT_EQ(applied.status().code(), ErrorCode::kUnauthorized) << applied.status().toString();
+}
+
+TEST_F(CredentialTest, AnIdentityRegisteredOnceIsKnownToEveryAncestor) {
+  startAll();
+  auto r = at(kVillage).credentials().registerIdentity(kPerson, "张三", {{"phone", "13800000000"}}, world_.now());
+  ASSERT_TRUE(r.isOk()) << r.status().toString();
+  runFor(10'000);
+  for (const char* code : {kTown, kDistrict, kCity}) {
+    auto held = at(code).credentials().identity(kPerson);
+    ASSERT_TRUE(held.isOk() && held->has_value()) << code;
+    EXPECT_EQ((*held)->name, "张三");
+    EXPECT_EQ((*held)->registered_by, kVillage);
+  }
+  EXPECT_EQ(at(kVillage).credentials().registerIdentity("123", "x", {}, world_.now()).status().code(),
+            ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace tongban
