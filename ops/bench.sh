@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks (not tests): starts a nats-server on a free loopback port, runs tongban-bench
-# against it and this machine's own limits, and stops the server.
-#   ops/bench.sh [tongban-bench options]
+# against it and this machine's own limits, and stops the server. tongban-bench's lookups section
+# starts (and stops) four leaf-linked nats-servers of its own, one per level, and four nodes.
+#   ops/bench.sh [tongban-bench options]       e.g. --lookup-rounds 1000, or 0 to skip lookups
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ops/setup.sh > /dev/null

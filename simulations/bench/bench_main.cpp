@@ -5,8 +5,11 @@
 //   raw SQLite commit (FULL)    vs  applying an outbox message at a parent (verify + apply +
 //                                   receipt in one transaction + a signed ack)
 //   raw NATS request/reply      vs  the same through NatsTransport, and a signed exchange
+//   raw NATS across leaf links  vs  a village → city lookup over four leaf-linked servers and
+//                                   four real nodes (lookup_bench.cpp, starts its own servers)
 //
-//   tongban-bench [--nats nats://127.0.0.1:4222] [--seconds 1]     (ops/bench.sh starts a server)
+//   tongban-bench [--nats nats://127.0.0.1:4222] [--seconds 1] [--lookup-rounds 300]
+//                                                                   (ops/bench.sh starts a server)
 #include <utility>  // Boost 1.74 Asio under C++20
 
 #include <algorithm>
@@ -30,6 +33,7 @@
 #include "federation/transport/asio_clock.h"
 #include "federation/transport/nats/nats_transport.h"
 #include "federation/trust/certificate.h"
+#include "simulations/bench/lookup_bench.h"
 #include "simulations/world/sim_world.h"
 
 namespace tongban::bench {
@@ -287,10 +291,14 @@ int main(int argc, char** argv) {
   std::string url;
   double seconds = 1.0;
   int rounds = 2000;
+  int lookup_rounds = 300;
   std::string dir = std::filesystem::temp_directory_path().string() + "/tongban-bench-" + std::to_string(::getpid());
   app.add_option("--nats", url, "A nats-server to measure messaging against (ops/bench.sh starts one)");
   app.add_option("--seconds", seconds, "Time per throughput measurement")->default_val(1.0);
   app.add_option("--rounds", rounds, "Round trips per latency measurement")->default_val(2000);
+  app.add_option("--lookup-rounds", lookup_rounds,
+                 "Measured village → city lookups (own leaf-linked nats-servers and nodes); 0 skips")
+      ->default_val(300);
   app.add_option("--dir", dir, "Where the benchmark's SQLite files go (a real disk measures fsync)");
   CLI11_PARSE(app, argc, argv);
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each result as soon as it is measured
@@ -301,6 +309,7 @@ int main(int argc, char** argv) {
   tongban::bench::cryptoAndEnvelopes(seconds, &raw_verify);
   tongban::bench::storage(seconds, dir);
   if (!url.empty()) tongban::bench::messaging(url, rounds);
+  if (lookup_rounds > 0) tongban::bench::lookupsOverLevels(lookup_rounds, 30);
   std::filesystem::remove_all(dir);
   return 0;
 }
