@@ -117,7 +117,8 @@ int runSim(SimArgs a) {
               << r.duplicates_acknowledged << " re-deliveries ignored, " << r.crashes << " crashes, " << r.partitions
               << " partitions, " << r.network_drops << " drops, " << r.cases_submitted << " applications, "
               << r.case_steps_taken << " steps, " << r.forwarded_cases << " forwarded (" << r.forwarded_concluded
-              << " concluded), " << r.case_events_at_city << " case events at the city, catalogue v"
+              << " concluded), " << r.credentials_issued << " credentials (" << r.credential_status_changes
+              << " status changes, " << r.revoked_checks << " revoked-credential checks), " << r.case_events_at_city << " case events at the city, catalogue v"
               << r.catalogue_version << " everywhere; converged "
               << (r.converged_after_heal_ms >= 0 ? std::to_string(r.converged_after_heal_ms / 1000) + " s" : "never")
               << " after healing, roll-up of " << r.snapshots_at_city << " day snapshots exact at the city after "

@@ -186,6 +186,8 @@ Result<DivisionCode> issuerOf(const std::string& number) {
 
 }  // namespace
 
+Result<CredentialInfo> decodeCredentialPayload(const Bytes& payload) { return decodeCredential(payload); }
+
 void registerCredentialKinds(KindRegistry& registry) {
   registry.add(kCredentialKind, {"credential", Direction::kStatement, /*durable=*/false});
   registry.add(kCredentialUpKind, {"credential-up", Direction::kUpToParent, /*durable=*/true});
@@ -346,9 +348,14 @@ struct CredentialService::Impl {
     }
     TB_ASSIGN_OR_RETURN(auto held, loadStatus(s.number));
     if (held) {
+      // One total order, so every node keeps the same winner whatever order records arrive in:
+      // a revocation beats anything that is not one (revoked is final, even against a record
+      // made concurrently with a higher version), then the higher (version, time, signer).
       const auto& h = held->first;
-      if (h.status == "revoked") return false;  // final
-      if (std::tie(s.version, s.at_ms, s.by) <= std::tie(h.version, h.at_ms, h.by)) return false;
+      const bool new_revoked = s.status == "revoked", held_revoked = h.status == "revoked";
+      if (std::tie(new_revoked, s.version, s.at_ms, s.by) <= std::tie(held_revoked, h.version, h.at_ms, h.by)) {
+        return false;
+      }
     }
     TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
         "INSERT OR REPLACE INTO credential_status (number, status, version, at_ms, by_division, by_name, reason,"

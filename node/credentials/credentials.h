@@ -13,7 +13,8 @@
 // credential rides down to its origin with the conclusion. Status records and key revocations
 // also enter the feed (federation/sync/feed.h) at every node they pass, so they reach every node.
 // Conflict rules (docs/protocol.md): per credential number the highest version is current; per
-// number the status with the highest (version, time, signer) wins and "revoked" is final; per ID
+// number a revocation beats any other status, then the highest (version, time, signer) wins
+// ("revoked" is final); per ID
 // number the identity record with the highest (version, time, registering node) wins.
 //
 // Verification answers valid / revoked / suspended / superseded / expired / not yet valid /
@@ -74,6 +75,9 @@ struct CredentialInfo {
 // Seals a credential document as `issuer` (its envelope time is `issued_at_ms`). The service
 // issues through this; tests and tools use it to make documents a node would refuse.
 Bytes signCredential(const Identity& issuer, const CredentialInfo& credential);
+// The credential document inside an opened kind-130 envelope (for tools that verify offline
+// with their own Verifier, e.g. `tongban verify --root`).
+Result<CredentialInfo> decodeCredentialPayload(const Bytes& payload);
 
 struct CredentialStatusInfo {
   std::string number;

@@ -525,7 +525,16 @@ struct LookupService::Impl {
                                                                                                          : "credential");
           if (!matches) return Status(ErrorCode::kMalformed, "a record in the answer does not match the question");
           auto issuer = DivisionCode::parse(r.issued_at);
-          if (!issuer || !e.signer.covers(*issuer)) {
+          if (r.type == "credential") {
+            // A credential vouches for itself: its payload is the issuer's sealed document. A
+            // node may hold one from outside its subtree (the hall that accepted the case holds
+            // what its ancestor issued), so check the document, not the answerer's subtree.
+            auto document = verifier->open(r.payload, self(), now, nullptr);
+            if (!document || !issuer || document->signer != *issuer) {
+              return Status(ErrorCode::kUnauthorized, e.signer.str() + " answered with a credential " + r.id +
+                                                          " that is not a document signed by " + r.issued_at);
+            }
+          } else if (!issuer || !e.signer.covers(*issuer)) {
             return Status(ErrorCode::kUnauthorized, e.signer.str() + " answered for a record of " + r.issued_at +
                                                         ", which is outside its subtree");
           }

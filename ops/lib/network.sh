@@ -102,9 +102,14 @@ net_bus_stop() {
   local level="$1" pid
   pid=$(cat "$NET/bus/$level.pid")
   kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || { net_log "$level bus stopped"; return 0; }; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  net_log "$level bus killed (did not stop within 10 s)"
+  local i stopped=0
+  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || { stopped=1; break; }; sleep 0.1; done
+  if [ $stopped -eq 1 ]; then net_log "$level bus stopped"; else kill -KILL "$pid" 2>/dev/null || true; net_log "$level bus killed (did not stop within 10 s)"; fi
+  wait "$pid" 2>/dev/null || true
+  # Forget it, so net_stop never signals a later process that reuses the pid.
+  local kept=() p
+  for p in "${NET_PIDS[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
+  NET_PIDS=("${kept[@]}")
 }
 
 net_bus_start() {

@@ -129,6 +129,8 @@ class Scenario {
     if (lookups) {
       lookup_random_ = Random(options_.seed ^ 0x6c6f6f6b7570ULL);
       scheduleLookups(heal_at);
+      credential_random_ = Random(options_.seed ^ 0x63726564ULL);
+      scheduleCredentialActions(heal_at);
     }
     runTo(heal_at);
     heal();
@@ -181,6 +183,7 @@ class Scenario {
     options.catalogue_poll_ms = 60 * 1000;
     // Snapshots of changed days every virtual minute (the daemon's default is 30 s).
     options.supervision.snapshot_interval_ms = 60 * 1000;
+    options.feed.poll_interval_ms = 30 * 1000;
     if (n.info.code.level() == Level::kCity) options.catalogue_file = options_.catalogue_file;
     NodeEnvironment env{&world_.clock(n.endpoint), &world_.transport(n.endpoint), n.random.get(), &checker_};
     auto node = Node::open(options, env);
@@ -531,8 +534,163 @@ class Scenario {
       if (!depth || *depth != 0 || !joined || !*joined) return false;
     }
     return hallConverged(/*report=*/false) && rollupConsistent(/*report=*/false) &&
-           forwardingConsistent(/*report=*/false);
+           forwardingConsistent(/*report=*/false) && credentialsConsistent(/*report=*/false);
   }
+
+  // --- credentials (issue #6) ---
+  // Now and then a node revokes, suspends or reinstates a credential it has authority over (it
+  // covers the issuer), and a random node checks every revocation it has received: it must
+  // never call such a credential valid.
+  void scheduleCredentialActions(TimeMs until) {
+    for (TimeMs t = kSimulationStartMs + options_.workload_interval_ms * 3 / 4; t < until;
+         t += options_.workload_interval_ms) {
+      world_.at(t, [this] { credentialAction(); });
+    }
+  }
+
+  void credentialAction() {
+    std::vector<SimNode*> live;
+    for (auto& n : nodes_) {
+      if (n->node) live.push_back(n.get());
+    }
+    if (live.empty()) return;
+    SimNode& n = *live[credential_random_.below(live.size())];
+    auto stmt = n.node->database().prepare(
+        "SELECT c.number, COALESCE(s.status, '') FROM credentials c LEFT JOIN credential_status s ON s.number = c.number"
+        " ORDER BY c.number");
+    std::vector<std::pair<std::string, std::string>> held;
+    while (stmt) {
+      auto row = stmt->step();
+      if (!row || !*row) break;
+      auto issuer = DivisionCode::parse(stmt->columnText(0).substr(0, 12));
+      if (issuer && n.info.code.covers(*issuer)) held.emplace_back(stmt->columnText(0), stmt->columnText(1));
+    }
+    if (!held.empty()) {
+      const auto& [number, status] = held[credential_random_.below(held.size())];
+      const uint64_t dice = credential_random_.below(6);
+      const std::string next = status == "revoked"     ? ""
+                               : status == "suspended" ? (dice < 3 ? "active" : "revoked")
+                               : (dice < 2 ? "revoked" : dice < 4 ? "suspended" : "");
+      if (!next.empty()) {
+        auto changed = n.node->credentials().setStatus(number, next, "simulated " + next, world_.now());
+        if (!changed) {
+          checker_.violation("setting " + number + " " + next + " at " + n.info.code.str() + " failed: " +
+                             changed.status().toString());
+        } else {
+          ++result_.credential_status_changes;
+          world_.trace("credential " + number + " " + next + " at " + n.info.code.str());
+        }
+      }
+    }
+    checkNoRevokedCredentialIsValid(*live[credential_random_.below(live.size())]);
+  }
+
+  // The safety invariant: a node that has received a revocation never reports "valid".
+  void checkNoRevokedCredentialIsValid(SimNode& n) {
+    auto stmt = n.node->database().prepare("SELECT number FROM credential_status WHERE status = 'revoked' LIMIT 50");
+    std::vector<std::string> revoked;
+    while (stmt) {
+      auto row = stmt->step();
+      if (!row || !*row) break;
+      revoked.push_back(stmt->columnText(0));
+    }
+    for (const auto& number : revoked) {
+      for (auto& holder : nodes_) {
+        if (!holder->node) continue;
+        auto sealed = holder->node->credentials().sealed(number);
+        if (!sealed || !*sealed) continue;
+        Verification v = n.node->credentials().verify(**sealed, world_.now());
+        ++result_.revoked_checks;
+        if (v.verdict == "valid") {
+          checker_.violation(n.info.code.str() + " reports " + number + " valid although it holds its revocation");
+        }
+        break;
+      }
+    }
+  }
+
+  // After healing: every credential is held, at its newest version, by its issuer, every
+  // ancestor of the issuer and the hall that accepted its case; every node holds the same
+  // winning status record of every credential that has one. Quiet unless `report`.
+  bool credentialsConsistent(bool report) {
+    bool ok = true;
+    auto fail = [&](const std::string& what) {
+      ok = false;
+      if (report) checker_.violation(what);
+    };
+    struct Held {
+      uint32_t version = 0;
+      std::string issuer, origin;
+    };
+    std::map<std::string, Held> newest;                             // number → newest version seen anywhere
+    std::map<std::string, std::map<std::string, uint32_t>> held_at;  // node → number → version
+    std::map<std::string, std::map<std::string, std::string>> status_at;  // node → number → "status/version/by"
+    for (auto& n : nodes_) {
+      const std::string code = n->info.code.str();
+      auto creds = n->node->database().prepare("SELECT number, version, issuer, origin FROM credentials");
+      while (creds) {
+        auto row = creds->step();
+        if (!row || !*row) break;
+        const auto version = static_cast<uint32_t>(creds->columnInt64(1));
+        held_at[code][creds->columnText(0)] = version;
+        Held& h = newest[creds->columnText(0)];
+        if (version > h.version) h = {version, creds->columnText(2), creds->columnText(3)};
+      }
+      auto statuses = n->node->database().prepare("SELECT number, status, version, by_division FROM credential_status");
+      while (statuses) {
+        auto row = statuses->step();
+        if (!row || !*row) break;
+        status_at[code][statuses->columnText(0)] =
+            statuses->columnText(1) + "/" + std::to_string(statuses->columnInt64(2)) + "/" + statuses->columnText(3);
+      }
+    }
+    for (const auto& [number, h] : newest) {
+      auto issuer = DivisionCode::parse(h.issuer);
+      auto origin = DivisionCode::parse(h.origin);
+      if (!issuer || !origin) {
+        fail("credential " + number + " names issuer " + h.issuer + " and origin " + h.origin);
+        continue;
+      }
+      std::vector<DivisionCode> must_hold = issuer->ancestors();
+      must_hold.push_back(*issuer);
+      must_hold.push_back(*origin);
+      for (const auto& code : must_hold) {
+        auto it = held_at[code.str()].find(number);
+        if (it == held_at[code.str()].end() || it->second != h.version) {
+          fail(code.str() + " holds " + (it == held_at[code.str()].end() ? "no copy" : "version " + std::to_string(it->second)) +
+               " of credential " + number + "; the newest is version " + std::to_string(h.version));
+        }
+      }
+    }
+    std::map<std::string, std::string> any_status;
+    for (const auto& [code, by_number] : status_at) {
+      for (const auto& [number, s] : by_number) any_status[number] = s;
+    }
+    for (auto& n : nodes_) {
+      const std::string code = n->info.code.str();
+      for (const auto& [number, s] : any_status) {
+        auto it = status_at[code].find(number);
+        if (it == status_at[code].end()) {
+          fail(code + " has not received the status of credential " + number + " (" + s + ")");
+        } else if (it->second != s) {
+          // Every node must agree on the winner; report both sides.
+          for (const auto& [other, by_number] : status_at) {
+            auto o = by_number.find(number);
+            if (o != by_number.end() && o->second != it->second) {
+              fail(code + " holds status " + it->second + " of " + number + ", " + other + " holds " + o->second);
+              break;
+            }
+          }
+        }
+      }
+    }
+    if (ok) {
+      result_.credentials_issued = newest.size();
+      result_.credential_statuses = any_status.size();
+    }
+    return ok;
+  }
+  // --- end credentials ---
 
   // Forwarded cases (tree_scenario.h): each is held by exactly one node, an ancestor of its
   // origin at the item's decide level, and the origin mirrors the decider exactly (same state,
@@ -638,6 +796,7 @@ class Scenario {
     hallConverged(/*report=*/true);
     rollupConsistent(/*report=*/true);
     forwardingConsistent(/*report=*/true);
+    credentialsConsistent(/*report=*/true);
     auto missing = checker_.unapplied();
     std::string list;
     for (size_t i = 0; i < missing.size() && i < 10; ++i) list += (i ? ", " : "") + missing[i];
@@ -792,6 +951,7 @@ class Scenario {
   }
 
   Random lookup_random_{0x6c6f6f6b7570ULL};  // reseeded from the run's seed in run()
+  Random credential_random_{0x63726564ULL};  // reseeded from the run's seed in run()
   std::vector<std::shared_ptr<LookupProbe>> lookup_probes_;
   // --- end lookups ---
 

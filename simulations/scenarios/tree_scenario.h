@@ -19,6 +19,11 @@
 //   forwarding (after healing) every forwarded case is held by exactly one node, its origin's
 //                            ancestor at the item's decide level (decided exactly once), and
 //                            the origin shows the same state and the same steps as that node.
+//   credentials (all the time) no node reports "valid" for a credential whose revocation it
+//                            holds; (after healing) every credential is held at its newest
+//                            version by its issuer, every ancestor of the issuer and the hall
+//                            that accepted its case, and every node holds the same winning
+//                            status record of every credential that has one.
 // A workload runs through the fault phase: clerks at random halls submit applications for
 // items their level may accept, and staff move open cases along; the city publishes a new
 // catalogue version mid-run.
@@ -65,6 +70,8 @@ struct TreeScenarioResult {
   uint64_t cases_submitted = 0, case_steps_taken = 0, case_events_at_city = 0;
   uint64_t catalogue_version = 0;
   uint64_t forwarded_cases = 0, forwarded_concluded = 0;  // after convergence
+  uint64_t credentials_issued = 0, credential_statuses = 0;  // after convergence
+  uint64_t credential_status_changes = 0, revoked_checks = 0;
   uint64_t events = 0;
 };
 
