@@ -48,7 +48,7 @@ Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::stri
       "division", "name", "data_dir", "key_dir", "root_cert", "nats_urls", "synchronous", "heartbeat_interval_ms",
       "request_timeout_ms", "retry_initial_ms", "retry_max_ms", "log_level", "revocations",
       "http_listen", "calendar_files", "catalogue_file", "yellow_working_days", "session_lifetime_s", "supervision_interval_ms", "light_scan_interval_ms",
-      "clock_offset_days", "catalogue_poll_ms"};
+      "clock_offset_days", "catalogue_poll_ms", "feed_poll_ms"};
   for (const auto& [key, value] : t) {
     if (!kKnownKeys.count(std::string(key.str()))) {
       return bad(origin, std::string(key.str()), "is not a known setting (see docs/operations.md)");
@@ -120,6 +120,7 @@ Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::stri
   TB_RETURN_IF_ERROR(optionalDuration(t, origin, "supervision_interval_ms", 100, 3600 * 1000, &c.supervision_interval_ms));
   TB_RETURN_IF_ERROR(optionalDuration(t, origin, "light_scan_interval_ms", 100, 3600 * 1000, &c.light_scan_interval_ms));
   TB_RETURN_IF_ERROR(optionalDuration(t, origin, "catalogue_poll_ms", 100, 24 * 3600 * 1000, &c.catalogue_poll_ms));
+  TB_RETURN_IF_ERROR(optionalDuration(t, origin, "feed_poll_ms", 100, 3600 * 1000, &c.feed_poll_ms));
   if (t["clock_offset_days"]) {
     auto v = t["clock_offset_days"].value<int64_t>();
     if (!v || *v < 0 || *v > 366) return bad(origin, "clock_offset_days", "must be an integer from 0 to 366");

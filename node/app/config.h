@@ -18,6 +18,7 @@
 //   light_scan_interval_ms = 60000                  # how often open cases are checked for yellow/red
 //   clock_offset_days = 0                           # rehearsal networks only: run this many days ahead
 //   catalogue_poll_ms = 60000                       # how often the parent is asked for a newer catalogue
+//   feed_poll_ms = 30000                            # how often the parent is asked for new status records
 //   log_level  = "info"
 #pragma once
 
@@ -50,6 +51,7 @@ struct NodeConfig {
   DurationMs light_scan_interval_ms = 60 * 1000;
   int clock_offset_days = 0;
   DurationMs catalogue_poll_ms = 60 * 1000;
+  DurationMs feed_poll_ms = 30 * 1000;    // the feed of credential status records and key revocations
 };
 
 // Parses and validates; every error names the key and says what is expected.

@@ -67,6 +67,15 @@ void printCase(const json& c) {
   if (!c.value("refusal_notice", "").empty()) std::cout << "  " << c.value("refusal_notice", "") << "\n";
   if (c.contains("held_for")) std::cout << "  forwarded here by " << c.value("held_for", "") << " (accepted there)\n";
   if (c.value("forwarded", false)) std::cout << "  where: " << c.value("location", "") << "\n";
+  if (c.contains("facts") && c["facts"].is_object() && !c["facts"].empty()) {
+    std::cout << "  facts:";
+    for (const auto& [k, v] : c["facts"].items()) std::cout << " " << k << "=" << (v.is_string() ? v.get<std::string>() : v.dump());
+    std::cout << "\n";
+  }
+  if (c.contains("credential") && c["credential"].is_string()) {
+    std::cout << "  credential " << c["credential"].get<std::string>() << " (tongban credential show --number "
+              << c["credential"].get<std::string>() << ")\n";
+  }
   auto printSteps = [](const json& steps) {
     for (const auto& s : steps) {
       std::cout << "  - " << formatTime(s.value("at_ms", int64_t{0})) << " " << s.value("step", "");
@@ -97,6 +106,7 @@ struct Args {
   std::string url, token, number, item, applicant, name, contact, note, step, department, decision, state, light;
   std::string username;
   std::vector<std::string> materials;  // kind=path
+  std::vector<std::string> facts;      // name=value
   bool json_output = false;
 };
 
@@ -132,8 +142,17 @@ int submit(const Args& a) {
     }
     materials.push_back({{"kind", kind}, {"hash", uploaded.value("hash", "")}});
   }
+  json facts = json::object();
+  for (const auto& spec : a.facts) {
+    const auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::cerr << "error: --fact takes name=value (got '" << spec << "')\n";
+      return 2;
+    }
+    facts[spec.substr(0, eq)] = spec.substr(eq + 1);
+  }
   json body = {{"item_code", a.item}, {"applicant_id", a.applicant}, {"applicant_name", a.name},
-               {"contact", a.contact}, {"note", a.note}, {"materials", materials}};
+               {"contact", a.contact}, {"note", a.note}, {"materials", materials}, {"facts", facts}};
   auto reply = httpCall(a.url, "POST", "/api/cases", body.dump(), token(a.token));
   json out;
   if (int rc = check(reply, &out)) return rc;
@@ -216,6 +235,7 @@ void registerCaseCommands(CLI::App& app, int* exit_code) {
   sub->add_option("--contact", a.contact, "Phone number or address")->required();
   sub->add_option("--material", a.materials, "kind=path of a scanned material (repeatable)");
   sub->add_option("--note", a.note, "Clerk's note");
+  sub->add_option("--fact", a.facts, "name=value: a key fact the credential will state, e.g. plates=粤E12345 (repeatable)");
   sub->add_flag("--json", a.json_output, "Print the JSON answer");
   sub->callback([exit_code] { *exit_code = submit(a); });
 

@@ -14,5 +14,7 @@ void registerTopologyCommand(CLI::App& app, int* exit_code);
 void registerUserCommand(CLI::App& app, int* exit_code);
 void registerCaseCommands(CLI::App& app, int* exit_code);
 void registerLookupCommand(CLI::App& app, int* exit_code);
+// verify, credential, identity, keys publish-revocation (after registerKeysCommands).
+void registerCredentialCommands(CLI::App& app, int* exit_code);
 
 }  // namespace tongban::cli

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   tongban::cli::registerUserCommand(app, &exit_code);
   tongban::cli::registerCaseCommands(app, &exit_code);
   tongban::cli::registerLookupCommand(app, &exit_code);
+  tongban::cli::registerCredentialCommands(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

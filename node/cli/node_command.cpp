@@ -78,6 +78,7 @@ int runNode(const std::string& config_path) {
   options.supervision.snapshot_interval_ms = config->supervision_interval_ms;
   options.cases.light_scan_interval_ms = config->light_scan_interval_ms;
   options.catalogue_poll_ms = config->catalogue_poll_ms;
+  options.feed.poll_interval_ms = config->feed_poll_ms;
   for (const auto& file : config->revocation_files) {
     auto revocation = readFileBytes(file);
     if (!revocation) return fail(revocation.status().withContext("revocations"));

@@ -78,11 +78,16 @@ json caseJson(const CaseRecord& c, Light light, bool full) {
     j["decider_steps"] = stepsJson(c.decider_steps, full);
   }
   if (!c.held_for.empty()) j["held_for"] = c.held_for;
+  // The credential issued when the case concluded; the key facts it states are for staff only.
+  j["credential"] = c.credential.empty() ? json(nullptr) : json(c.credential);
   j["applicant_id"] = full ? c.applicant_id : maskId(c.applicant_id);
   if (full) {
     j["applicant_name"] = c.applicant_name;
     j["contact"] = c.contact;
     j["materials"] = c.material_hashes;
+    json facts = json::object();
+    for (const auto& [k, v] : c.facts) facts[k] = v;
+    j["facts"] = facts;
     json reviews = json::object();
     for (const auto& [dep, decision] : c.reviews) reviews[dep] = decision;
     j["reviews"] = reviews;
@@ -132,12 +137,14 @@ void registerNodeApi(Router& router, Node& node, StaffDirectory& staff) {
                               {"uplink", status->parent_link},
                               {"outbox_depth", status->outbox_depth},
                               {"catalogue_version", n->catalogue().version()},
+                              {"revocations_fresh_as_of_ms", n->feedState().fresh_as_of_ms},
                               {"now_ms", n->clock().now()}});
   });
 
   router.add("GET", "/api/status", Access::kAuthenticated, [n](const HttpRequest&, const Principal*) {
     auto s = n->status();
     if (!s) return fail(s.status());
+    const FeedState feed = n->feedState();
     json children = json::array();
     for (const auto& c : s->children) {
       children.push_back({{"division", c.division}, {"name", c.name}, {"joined_at_ms", c.joined_at_ms},
@@ -147,7 +154,9 @@ void registerNodeApi(Router& router, Node& node, StaffDirectory& staff) {
                               {"bus_connected", s->bus_connected}, {"uplink", s->parent_link},
                               {"uplink_since_ms", s->parent_link_since_ms}, {"last_ack_ms", s->last_ack_ms},
                               {"outbox_depth", s->outbox_depth}, {"joined", s->joined}, {"last_error", s->last_error},
-                              {"children", children}});
+                              {"children", children},
+                              {"revocations", {{"fresh_as_of_ms", feed.fresh_as_of_ms}, {"last_pull_ms", feed.last_pull_ms},
+                                               {"link", feed.link}, {"last_error", feed.last_error}, {"head", feed.head}}}});
   });
 
   router.add("GET", "/api/catalogue", Access::kPublic, [n](const HttpRequest&, const Principal*) {
@@ -207,6 +216,17 @@ void registerNodeApi(Router& router, Node& node, StaffDirectory& staff) {
           return fail(Status(ErrorCode::kInvalidArgument, "each material is {\"kind\": string, \"hash\": string (optional)}"));
         }
         r.materials.push_back({m["kind"].get<std::string>(), m.value("hash", std::string())});
+      }
+    }
+    // Key facts for the credential the case will issue: {"plates": "粤E12345"}.
+    if (body->raw().contains("facts") && !body->raw()["facts"].is_null()) {
+      const json& facts = body->raw()["facts"];
+      if (!facts.is_object()) {
+        return fail(Status(ErrorCode::kInvalidArgument, "\"facts\" must be an object of strings, e.g. {\"plates\": \"粤E12345\"}"));
+      }
+      for (const auto& [key, value] : facts.items()) {
+        if (!value.is_string()) return fail(Status(ErrorCode::kInvalidArgument, "\"facts\": \"" + key + "\" must be a string"));
+        r.facts.emplace_back(key, value.get<std::string>());
       }
     }
     auto c = n->cases().submit(r, *who, now());
@@ -347,6 +367,7 @@ void registerNodeApi(Router& router, Node& node, StaffDirectory& staff) {
   registerSupervisionApi(router, node);
   registerLookupApi(router, node);
   registerMaterialsApi(router, node);
+  registerCredentialsApi(router, node);
 }
 
 }  // namespace tongban

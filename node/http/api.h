@@ -23,4 +23,8 @@ void registerMaterialsApi(Router& router, Node& node);
 // registerNodeApi calls it after the supervision endpoints.
 void registerLookupApi(Router& router, Node& node);
 
+// Credentials: verify (public), held credentials, status, renewal, identity records, key
+// revocations (credentials_api.cpp); registerNodeApi calls it after the lookups.
+void registerCredentialsApi(Router& router, Node& node);
+
 }  // namespace tongban

@@ -154,6 +154,7 @@ supervision_interval_ms = ${NET_SUPERVISION_MS:-2000}
 light_scan_interval_ms = ${NET_LIGHT_SCAN_MS:-2000}
 clock_offset_days = ${NET_CLOCK_OFFSET_DAYS:-0}
 catalogue_poll_ms = ${NET_CATALOGUE_POLL_MS:-2000}
+feed_poll_ms = ${NET_FEED_POLL_MS:-2000}
 $extra
 TOML
     "$TB" node --config "$conf" > "$NET/logs/$code.log" 2>&1 &

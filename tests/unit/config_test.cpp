@@ -27,6 +27,18 @@ TEST(NodeConfig, AValidFileParsesWithDefaultsFilledIn) {
   EXPECT_EQ(c->synchronous, Synchronous::kNormal);
   EXPECT_EQ(c->limits.heartbeat_interval_ms, 2000);
   EXPECT_EQ(c->limits.retry_max_ms, SyncLimits{}.retry_max_ms);
+  EXPECT_EQ(c->feed_poll_ms, 30 * 1000);
+}
+
+TEST(NodeConfig, FeedPollIntervalIsReadAndBounded) {
+  auto c = parseNodeConfig(std::string(kValid) + "feed_poll_ms = 500\n", "node.toml");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->feed_poll_ms, 500);
+  for (const char* bad : {"feed_poll_ms = 5\n", "feed_poll_ms = \"fast\"\n", "feed_poll_ms = 99999999\n"}) {
+    auto st = parseError(std::string(kValid) + bad);
+    EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << bad;
+    EXPECT_NE(st.message().find("'feed_poll_ms'"), std::string::npos) << st.message();
+  }
 }
 
 TEST(NodeConfig, EachBadSettingIsNamedInTheError) {
