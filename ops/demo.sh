@@ -53,7 +53,8 @@ D_REVIEW=$(net_login "$DISTRICT" reviewer)
 D_APPROVE=$(net_login "$DISTRICT" approver)
 scans="$NET/scans"; mkdir -p "$scans"
 for k in id_card business_license sign_design site_photo lease_contract household_register \
-         marriage_certificate birth_certificate homestead_application village_collective_opinion; do echo "scan of $k" > "$scans/$k.jpg"; done
+         marriage_certificate birth_certificate homestead_application village_collective_opinion \
+         articles_of_association address_proof; do echo "scan of $k" > "$scans/$k.jpg"; done
 ZHANG=11010519491231002X   # 张三, resident ID (GB 11643 sample)
 SHOP=91350100M000100Y43    # 某某商店, unified social credit code (GB 32100 sample)
 
@@ -169,8 +170,43 @@ if [ -n "$OTHER_DISTRICT" ]; then
   echo
 fi
 
+# --- A business licence: issued at one district, checked in the other, revoked -------------
+if [ -n "$OTHER_DISTRICT" ]; then
+  OTHER_VILLAGE=$(awk -v d="${OTHER_DISTRICT:0:6}" '$2=="village" && substr($1,1,6)==d {print $1; exit}' "$NET/divisions.txt")
+  OV=$(net_url "$OTHER_VILLAGE")
+  echo "9. 某某商店 registers as a company at $(name_of "$DISTRICT") (企业设立登记 SC-0001, decided at district level);"
+  echo "   concluding the case issues its business licence (营业执照), signed by the district's key:"
+  out=$("$TB" case submit --url "$(net_url "$DISTRICT")" --token "$D_CLERK" --item SC-0001 --applicant-id "$SHOP" \
+    --name 某某商店 --contact 075712345678 --json --fact address=禅城区祖庙路1号 --fact legal_representative=张三 \
+    --material id_card="$scans/id_card.jpg" --material articles_of_association="$scans/articles_of_association.jpg" \
+    --material address_proof="$scans/address_proof.jpg")
+  SNUM=$(jq -r .number <<< "$out")
+  decide_at "$DISTRICT" "$SNUM" "$D_UNDER" "$D_REVIEW" "$D_APPROVE" "$D_CLERK"
+  LIC=$(curl -s -H "Authorization: Bearer $D_CLERK" "$(net_url "$DISTRICT")/api/cases/$SNUM" | jq -r .credential)
+  "$TB" credential show --url "$(net_url "$DISTRICT")" --token "$D_CLERK" --number "$LIC" | grep -v '^text' | sed 's/^/   /'
+  LIC_TEXT=$("$TB" credential show --url "$(net_url "$DISTRICT")" --token "$D_CLERK" --number "$LIC" --text-only)
+  echo "   the citizen-held text (print it or put it in a QR code): ${LIC_TEXT:0:60}… (${#LIC_TEXT} characters)"
+  echo "   At $(name_of "$OTHER_VILLAGE") ($OTHER_VILLAGE), a village of $(name_of "$OTHER_DISTRICT"), the owner shows the licence;"
+  echo "   the station checks it with its own data, asking nobody (tongban verify --url):"
+  "$TB" verify --url "$OV" --text "$LIC_TEXT" | sed 's/^/     /' || true
+  echo "   The same check with no network at all, from the city's root certificate alone (tongban verify --root):"
+  "$TB" verify --root "$NET/root.cert" --catalogue data/catalog.json --text "$LIC_TEXT" | sed -n '1p' | sed 's/^/     /' || true
+  echo "   $(name_of "$DISTRICT") revokes the licence (an approver; revoked is final):"
+  "$TB" credential revoke --url "$(net_url "$DISTRICT")" --token "$D_APPROVE" --number "$LIC" \
+    --reason "营业执照吊销 (licence withdrawn: false registration)" | sed 's/^/     /'
+  # The status record goes up to the city with the outbox and down every branch with the feed.
+  t0=$(date +%s%3N); deadline=$(( $(date +%s) + 60 ))
+  until [ "$(curl -s -X POST -H 'Content-Type: text/plain' --data-binary "$LIC_TEXT" "$OV/api/credentials/verify" | jq -r .verdict)" = revoked ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || { echo "demo: the revocation did not reach $OTHER_VILLAGE within 60 s (logs: $NET/logs)" >&2; exit 1; }
+    sleep 0.2
+  done
+  echo "   $(name_of "$OTHER_VILLAGE") reports it revoked $(( $(date +%s%3N) - t0 )) ms later (district → city → $(name_of "$OTHER_DISTRICT") → town → village):"
+  "$TB" verify --url "$OV" --text "$LIC_TEXT" | grep -E '^(REVOKED|status)' | sed 's/^/     /' || true
+  echo
+fi
+
 # --- More of the month's work, then ten days later ----------------------------------------
-echo "9. More applications, a few concluded and evaluated, one complaint ..."
+echo "10. More applications, a few concluded and evaluated, one complaint ..."
 for i in 1 2 3; do
   for at in "$DISTRICT" "$TOWN"; do
     token=$([ "$at" = "$DISTRICT" ] && echo "$D_CLERK" || echo "$T_CLERK")
@@ -193,7 +229,7 @@ curl -s -o /dev/null -X POST -H 'Content-Type: application/json' "$(net_url "$DI
 
 # A rehearsal network may run ahead of the calendar: restart the nodes ten days later, so the
 # open permits pass their five-working-day limit and the lights and figures show it.
-echo "10. Ten days later (the nodes restart with a rehearsal clock 10 days ahead) ..."
+echo "11. Ten days later (the nodes restart with a rehearsal clock 10 days ahead) ..."
 export NET_CLOCK_OFFSET_DAYS=10
 net_restart_nodes
 net_wait_joined 60

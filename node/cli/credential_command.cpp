@@ -215,7 +215,7 @@ int verifyAtStation(const VerifyArgs& a, const std::string& text) {
   }
   const TimeMs fresh = num(v, "status_fresh_as_of_ms");
   const TimeMs checked = num(v, "checked_at_ms");
-  std::cout << "status data every revocation and suspension issued before " << cstTime(fresh)
+  std::cout << "status data: every revocation and suspension issued before " << cstTime(fresh)
             << " has reached this station";
   if (checked > 0 && fresh > 0) std::cout << " (" << ago(fresh, checked) << " by its clock)";
   std::cout << "\n";
