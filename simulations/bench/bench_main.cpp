@@ -4,6 +4,8 @@
 //   raw Ed25519 verify          vs  opening a sealed envelope (signature + 3-certificate chain)
 //   raw SQLite commit (FULL)    vs  applying an outbox message at a parent (verify + apply +
 //                                   receipt in one transaction + a signed ack)
+//   raw verify and raw commit   vs  the city ingesting a district's credentials (verify +
+//                                   authority + store; credential_bench.cpp)
 //   raw NATS request/reply      vs  the same through NatsTransport, and a signed exchange
 //   raw NATS across leaf links  vs  a village → city lookup over four leaf-linked servers and
 //                                   four real nodes (lookup_bench.cpp, starts its own servers)
@@ -33,6 +35,7 @@
 #include "federation/transport/asio_clock.h"
 #include "federation/transport/nats/nats_transport.h"
 #include "federation/trust/certificate.h"
+#include "simulations/bench/credential_bench.h"
 #include "simulations/bench/lookup_bench.h"
 #include "simulations/world/sim_world.h"
 
@@ -308,6 +311,7 @@ int main(int argc, char** argv) {
   double raw_verify = 0;
   tongban::bench::cryptoAndEnvelopes(seconds, &raw_verify);
   tongban::bench::storage(seconds, dir);
+  tongban::bench::credentialIngest(seconds, dir);
   if (!url.empty()) tongban::bench::messaging(url, rounds);
   if (lookup_rounds > 0) tongban::bench::lookupsOverLevels(lookup_rounds, 30);
   std::filesystem::remove_all(dir);
