@@ -12,11 +12,12 @@ TimeMs wallClockMs() {
 
 std::string formatTime(TimeMs ms) {
   if (ms == 0) return "never";
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  // China Standard Time, like every day and time the nodes show (cases, locations, figures).
+  std::time_t secs = static_cast<std::time_t>((ms + 8LL * 3600 * 1000) / 1000);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S CST", &tm);
   return buf;
 }
 

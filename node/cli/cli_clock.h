@@ -9,7 +9,7 @@
 namespace tongban::cli {
 
 TimeMs wallClockMs();
-// "2026-11-23T09:00:00Z"; "never" for 0.
+// "2026-11-23 17:00:00 CST" (China Standard Time); "never" for 0.
 std::string formatTime(TimeMs ms);
 // "3 s ago", "5 min ago", "2 h ago" relative to `now`; "never" for 0.
 std::string formatAgo(TimeMs then, TimeMs now);

@@ -498,6 +498,12 @@ Result<Bytes> CredentialService::renew(const std::string& number, TimeMs valid_u
   TB_ASSIGN_OR_RETURN(auto status, m.loadStatus(number));
   if (status && status->first.status == "revoked") return Status(ErrorCode::kFailedPrecondition, number + " is revoked");
   if (facts.size() > kMaxFacts) return Status(ErrorCode::kInvalidArgument, "at most 32 facts");
+  for (const auto& [key, value] : facts) {
+    // The same limits every receiver's decoder applies: a fact it would refuse must not be signed.
+    if (key.empty() || key.size() > kMaxText || value.size() > kMaxText) {
+      return Status(ErrorCode::kInvalidArgument, "each fact needs a name, and name and value at most 500 bytes");
+    }
+  }
   if (valid_until_ms != 0 && valid_until_ms <= now) return Status(ErrorCode::kInvalidArgument, "the renewed validity must end in the future");
   cred.version += 1;
   cred.valid_from_ms = now;
@@ -534,6 +540,11 @@ Result<CredentialStatusInfo> CredentialService::setStatus(const std::string& num
   TB_ASSIGN_OR_RETURN(auto txn, m.db->begin());
   TB_ASSIGN_OR_RETURN(auto held, m.loadStatus(number));
   TB_ASSIGN_OR_RETURN(uint32_t held_version, m.heldVersion(number));
+  if (held_version == 0) {
+    // Its issuer and every ancestor hold it once it has travelled up; a number never issued (or
+    // still on its way) gets no status from here.
+    return Status(ErrorCode::kNotFound, "no credential " + number + " at this node (not issued, or still on its way up)");
+  }
   if (held && held->first.status == "revoked") {
     return Status(ErrorCode::kFailedPrecondition, number + " was revoked by " + held->first.by + "; that is final");
   }
