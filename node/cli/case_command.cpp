@@ -10,6 +10,7 @@
 #include "federation/util/files.h"
 #include "node/cli/cli_clock.h"
 #include "node/cli/commands.h"
+#include "node/cli/api_reply.h"
 #include "node/cli/http_client.h"
 
 namespace tongban::cli {
@@ -17,47 +18,6 @@ namespace tongban::cli {
 namespace {
 
 using json = nlohmann::json;
-
-std::string percentEncode(const std::string& s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-// Prints an API error and returns 1; prints nothing and returns 0 on success.
-int check(const Result<HttpReply>& reply, json* out) {
-  if (!reply) {
-    std::cerr << "error: " << reply.status().toString() << "\n";
-    return 1;
-  }
-  json doc = json::parse(reply->body, nullptr, false);
-  if (reply->status >= 400 && reply->status != 422) {
-    if (!doc.is_discarded() && doc.contains("error")) {
-      std::cerr << "error " << reply->status << " " << doc["error"].value("code", "") << ": "
-                << doc["error"].value("message", "") << "\n";
-    } else {
-      std::cerr << "error " << reply->status << ": " << reply->body << "\n";
-    }
-    return 1;
-  }
-  if (out) *out = doc;
-  return 0;
-}
-
-std::string token(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  const char* env = std::getenv("TONGBAN_TOKEN");
-  return env ? env : "";
-}
 
 void printCase(const json& c) {
   std::cout << c.value("number", "") << "  " << c.value("item_name", "") << " (" << c.value("item_code", "") << ")\n"
@@ -115,7 +75,7 @@ int login(const Args& a) {
   std::getline(std::cin, password);
   json body = {{"username", a.username}, {"password", password}};
   json out;
-  if (int rc = check(httpCall(a.url, "POST", "/api/login", body.dump(), ""), &out)) return rc;
+  if (int rc = checkReply(httpCall(a.url, "POST", "/api/login", body.dump(), ""), &out)) return rc;
   std::cout << out.value("token", "") << "\n";
   return 0;
 }
@@ -135,8 +95,8 @@ int submit(const Args& a) {
       return 1;
     }
     json uploaded;
-    if (int rc = check(httpCall(a.url, "POST", "/api/materials?kind=" + percentEncode(kind) + "&holder=" + percentEncode(a.applicant),
-                                std::string(content->begin(), content->end()), token(a.token), "application/octet-stream"),
+    if (int rc = checkReply(httpCall(a.url, "POST", "/api/materials?kind=" + percentEncode(kind) + "&holder=" + percentEncode(a.applicant),
+                                std::string(content->begin(), content->end()), sessionToken(a.token), "application/octet-stream"),
                        &uploaded)) {
       return rc;
     }
@@ -153,9 +113,9 @@ int submit(const Args& a) {
   }
   json body = {{"item_code", a.item}, {"applicant_id", a.applicant}, {"applicant_name", a.name},
                {"contact", a.contact}, {"note", a.note}, {"materials", materials}, {"facts", facts}};
-  auto reply = httpCall(a.url, "POST", "/api/cases", body.dump(), token(a.token));
+  auto reply = httpCall(a.url, "POST", "/api/cases", body.dump(), sessionToken(a.token));
   json out;
-  if (int rc = check(reply, &out)) return rc;
+  if (int rc = checkReply(reply, &out, /*also_ok=*/422)) return rc;  // 422: recorded but refused
   if (a.json_output) {
     std::cout << out.dump(2) << "\n";
   } else {
@@ -165,10 +125,10 @@ int submit(const Args& a) {
 }
 
 int show(const Args& a) {
-  const std::string t = token(a.token);
+  const std::string t = sessionToken(a.token);
   const std::string target = "/api/cases/" + percentEncode(a.number) + (t.empty() ? "/status" : "");
   json out;
-  if (int rc = check(httpCall(a.url, "GET", target, "", t), &out)) return rc;
+  if (int rc = checkReply(httpCall(a.url, "GET", target, "", t), &out)) return rc;
   if (a.json_output) {
     std::cout << out.dump(2) << "\n";
   } else {
@@ -180,8 +140,8 @@ int show(const Args& a) {
 int step(const Args& a) {
   json body = {{"step", a.step}, {"note", a.note}, {"department", a.department}, {"decision", a.decision}};
   json out;
-  if (int rc = check(httpCall(a.url, "POST", "/api/cases/" + percentEncode(a.number) + "/steps", body.dump(),
-                              token(a.token)),
+  if (int rc = checkReply(httpCall(a.url, "POST", "/api/cases/" + percentEncode(a.number) + "/steps", body.dump(),
+                              sessionToken(a.token)),
                      &out)) {
     return rc;
   }
@@ -198,7 +158,7 @@ int list(const Args& a) {
   if (!a.state.empty()) target += "&state=" + percentEncode(a.state);
   if (!a.light.empty()) target += "&light=" + percentEncode(a.light);
   json out;
-  if (int rc = check(httpCall(a.url, "GET", target, "", token(a.token)), &out)) return rc;
+  if (int rc = checkReply(httpCall(a.url, "GET", target, "", sessionToken(a.token)), &out)) return rc;
   if (a.json_output) {
     std::cout << out.dump(2) << "\n";
     return 0;

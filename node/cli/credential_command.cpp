@@ -17,6 +17,7 @@
 #include "node/catalogue/catalogue.h"
 #include "node/cli/cli_clock.h"
 #include "node/cli/commands.h"
+#include "node/cli/api_reply.h"
 #include "node/cli/http_client.h"
 #include "node/credentials/credentials.h"
 
@@ -30,76 +31,10 @@ constexpr int kExitValid = 0;
 constexpr int kExitError = 1;
 constexpr int kExitNotValid = 3;
 
-std::string percentEncode(const std::string& s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
-std::string tokenOr(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  const char* env = std::getenv("TONGBAN_TOKEN");
-  return env ? env : "";
-}
-
 std::string trim(const std::string& s) {
   const auto first = s.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) return "";
   return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
-}
-
-// "2026-11-23 10:02:07 CST".
-std::string cstTime(TimeMs t) {
-  if (t <= 0) return "never";
-  const CivilDate day = CivilDate::fromTimeMs(t);
-  const TimeMs into = (t - startOfDayMs(day)) / 1000;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, " %02lld:%02lld:%02lld CST", static_cast<long long>(into / 3600),
-                static_cast<long long>(into / 60 % 60), static_cast<long long>(into % 60));
-  return day.toString() + buf;
-}
-
-std::string ago(TimeMs then, TimeMs now) {
-  if (then <= 0) return "never";
-  const TimeMs s = (now - then) / 1000;
-  if (s < 0) return "just now";
-  if (s < 120) return std::to_string(s) + " s ago";
-  if (s < 7200) return std::to_string(s / 60) + " min ago";
-  if (s < 2 * 86400) return std::to_string(s / 3600) + " h ago";
-  return std::to_string(s / 86400) + " days ago";
-}
-
-// Prints an API error and returns 1; 0 and *out on success.
-int check(const Result<HttpReply>& reply, json* out) {
-  if (!reply) {
-    std::cerr << "error: " << reply.status().toString() << "\n";
-    return kExitError;
-  }
-  json doc = json::parse(reply->body, nullptr, false);
-  if (reply->status >= 400) {
-    if (!doc.is_discarded() && doc.is_object() && doc.contains("error")) {
-      std::cerr << "error " << reply->status << " " << doc["error"].value("code", "") << ": "
-                << doc["error"].value("message", "") << "\n";
-    } else {
-      std::cerr << "error " << reply->status << ": " << reply->body << "\n";
-    }
-    return kExitError;
-  }
-  if (doc.is_discarded()) {
-    std::cerr << "error: the answer is not JSON: " << reply->body.substr(0, 200) << "\n";
-    return kExitError;
-  }
-  if (out) *out = std::move(doc);
-  return 0;
 }
 
 // key=value pairs from repeated options into a JSON object.
@@ -134,7 +69,7 @@ void printCredential(const json& c, const std::string& indent) {
             << indent << "item        " << str(c, "item_code") << " " << str(c, "item_name") << ", case "
             << str(c, "case_number") << " accepted at " << str(c, "origin") << "\n"
             << indent << "issued by   " << str(c, "issuer_name") << " (" << str(c, "issuer") << ") at "
-            << cstTime(num(c, "issued_at_ms")) << "\n"
+            << formatTime(num(c, "issued_at_ms")) << "\n"
             << indent << "valid       " << str(c, "valid_from") << " .. "
             << (c.contains("valid_until") && c["valid_until"].is_string() ? str(c, "valid_until") : "(no end)")
             << "\n";
@@ -151,7 +86,7 @@ void printStatus(const json& s, const std::string& indent) {
     return;
   }
   std::cout << indent << "status      " << str(s, "status") << " (status version " << num(s, "version") << ") by "
-            << str(s, "by_name") << " (" << str(s, "by") << ") at " << cstTime(num(s, "at_ms")) << ": "
+            << str(s, "by_name") << " (" << str(s, "by") << ") at " << formatTime(num(s, "at_ms")) << ": "
             << str(s, "reason") << "\n";
 }
 
@@ -198,7 +133,7 @@ Status readCredential(const VerifyArgs& a, std::string* text, Bytes* sealed) {
 int verifyAtStation(const VerifyArgs& a, const std::string& text) {
   json body = {{"text", text}};
   json v;
-  if (int rc = check(httpCall(a.url, "POST", "/api/credentials/verify", body.dump(), ""), &v)) return rc;
+  if (int rc = checkReply(httpCall(a.url, "POST", "/api/credentials/verify", body.dump(), ""), &v)) return rc;
   if (a.json_output) {
     std::cout << v.dump(2) << "\n";
     return str(v, "verdict") == "valid" ? kExitValid : kExitNotValid;
@@ -215,9 +150,9 @@ int verifyAtStation(const VerifyArgs& a, const std::string& text) {
   }
   const TimeMs fresh = num(v, "status_fresh_as_of_ms");
   const TimeMs checked = num(v, "checked_at_ms");
-  std::cout << "status data: every revocation and suspension issued before " << cstTime(fresh)
+  std::cout << "status data: every revocation and suspension issued before " << formatTime(fresh)
             << " has reached this station";
-  if (checked > 0 && fresh > 0) std::cout << " (" << ago(fresh, checked) << " by its clock)";
+  if (checked > 0 && fresh > 0) std::cout << " (" << formatAgo(fresh, checked) << " by its clock)";
   std::cout << "\n";
   return verdict == "valid" ? kExitValid : kExitNotValid;
 }
@@ -389,7 +324,7 @@ void printHeld(const json& c) {
 
 int credShow(const CredArgs& a) {
   json c;
-  if (int rc = check(httpCall(a.url, "GET", "/api/credentials/" + percentEncode(a.number), "", tokenOr(a.token)), &c)) return rc;
+  if (int rc = checkReply(httpCall(a.url, "GET", "/api/credentials/" + percentEncode(a.number), "", sessionToken(a.token)), &c)) return rc;
   if (a.text_only) {
     std::cout << str(c, "text") << "\n";
   } else if (a.json_output) {
@@ -402,7 +337,7 @@ int credShow(const CredArgs& a) {
 
 int credList(const CredArgs& a) {
   json out;
-  if (int rc = check(httpCall(a.url, "GET", "/api/credentials?holder=" + percentEncode(a.holder), "", tokenOr(a.token)), &out)) {
+  if (int rc = checkReply(httpCall(a.url, "GET", "/api/credentials?holder=" + percentEncode(a.holder), "", sessionToken(a.token)), &out)) {
     return rc;
   }
   if (a.json_output) {
@@ -422,8 +357,8 @@ int credList(const CredArgs& a) {
 int credSetStatus(const CredArgs& a, const std::string& status) {
   json body = {{"status", status}, {"reason", a.reason}};
   json s;
-  if (int rc = check(httpCall(a.url, "POST", "/api/credentials/" + percentEncode(a.number) + "/status", body.dump(),
-                              tokenOr(a.token)),
+  if (int rc = checkReply(httpCall(a.url, "POST", "/api/credentials/" + percentEncode(a.number) + "/status", body.dump(),
+                              sessionToken(a.token)),
                      &s)) {
     return rc;
   }
@@ -431,7 +366,7 @@ int credSetStatus(const CredArgs& a, const std::string& status) {
     std::cout << s.dump(2) << "\n";
   } else {
     std::cout << a.number << " is now " << str(s, "status") << " (status version " << num(s, "version") << ", by "
-              << str(s, "by_name") << " at " << cstTime(num(s, "at_ms")) << "): " << str(s, "reason") << "\n"
+              << str(s, "by_name") << " at " << formatTime(num(s, "at_ms")) << "): " << str(s, "reason") << "\n"
               << "it travels to every node with the status feed; each says how fresh its status data is\n";
   }
   return 0;
@@ -442,8 +377,8 @@ int credRenew(const CredArgs& a) {
   if (!pairsToJson(a.facts, "--fact", &facts)) return kExitError;
   json body = {{"valid_until", a.valid_until}, {"facts", facts}};
   json c;
-  if (int rc = check(httpCall(a.url, "POST", "/api/credentials/" + percentEncode(a.number) + "/renew", body.dump(),
-                              tokenOr(a.token)),
+  if (int rc = checkReply(httpCall(a.url, "POST", "/api/credentials/" + percentEncode(a.number) + "/renew", body.dump(),
+                              sessionToken(a.token)),
                      &c)) {
     return rc;
   }
@@ -467,7 +402,7 @@ struct IdArgs {
 void printIdentity(const json& r) {
   std::cout << str(r, "id_number") << "  " << str(r, "name") << " (" << str(r, "kind") << "), version "
             << num(r, "version") << ", registered at " << str(r, "registered_by") << " "
-            << cstTime(num(r, "registered_at_ms")) << "\n";
+            << formatTime(num(r, "registered_at_ms")) << "\n";
   for (const auto& [k, v] : r["contacts"].items()) std::cout << "  " << k << ": " << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
 }
 
@@ -476,7 +411,7 @@ int idRegister(const IdArgs& a) {
   if (!pairsToJson(a.contacts, "--contact", &contacts)) return kExitError;
   json body = {{"id_number", a.id}, {"name", a.name}, {"contacts", contacts}};
   json r;
-  if (int rc = check(httpCall(a.url, "POST", "/api/identities", body.dump(), tokenOr(a.token)), &r)) return rc;
+  if (int rc = checkReply(httpCall(a.url, "POST", "/api/identities", body.dump(), sessionToken(a.token)), &r)) return rc;
   if (a.json_output) {
     std::cout << r.dump(2) << "\n";
   } else {
@@ -487,7 +422,7 @@ int idRegister(const IdArgs& a) {
 
 int idShow(const IdArgs& a) {
   json r;
-  if (int rc = check(httpCall(a.url, "GET", "/api/identities/" + percentEncode(a.id), "", tokenOr(a.token)), &r)) return rc;
+  if (int rc = checkReply(httpCall(a.url, "GET", "/api/identities/" + percentEncode(a.id), "", sessionToken(a.token)), &r)) return rc;
   if (a.json_output) {
     std::cout << r.dump(2) << "\n";
   } else {
@@ -503,8 +438,8 @@ int publishRevocation(const std::string& url, const std::string& token, const st
     return kExitError;
   }
   json out;
-  if (int rc = check(httpCall(url, "POST", "/api/revocations/keys", std::string(content->begin(), content->end()),
-                              tokenOr(token), "application/octet-stream"),
+  if (int rc = checkReply(httpCall(url, "POST", "/api/revocations/keys", std::string(content->begin(), content->end()),
+                              sessionToken(token), "application/octet-stream"),
                      &out)) {
     return rc;
   }

@@ -8,6 +8,7 @@
 
 #include "node/cli/cli_clock.h"
 #include "node/cli/commands.h"
+#include "node/cli/api_reply.h"
 #include "node/cli/http_client.h"
 
 namespace tongban::cli {
@@ -21,21 +22,6 @@ struct LookupArgs {
   int64_t budget_ms = 0;
   bool json_output = false;
 };
-
-std::string encodeQueryValue(const std::string& s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 // "佛山市 (440600)": the name and the code without its trailing zero groups, as people write it.
 std::string shortCode(const std::string& code) {
@@ -71,9 +57,9 @@ int run(const LookupArgs& a) {
     return 1;
   }
   std::string target = "/api/lookup?";
-  if (!a.holder.empty()) target += "holder=" + encodeQueryValue(a.holder);
-  if (!a.material.empty()) target += "material=" + encodeQueryValue(a.material);
-  if (!a.credential.empty()) target += "credential=" + encodeQueryValue(a.credential);
+  if (!a.holder.empty()) target += "holder=" + percentEncode(a.holder);
+  if (!a.material.empty()) target += "material=" + percentEncode(a.material);
+  if (!a.credential.empty()) target += "credential=" + percentEncode(a.credential);
   if (a.budget_ms > 0) target += "&budget_ms=" + std::to_string(a.budget_ms);
   std::string token = a.token;
   if (token.empty()) {

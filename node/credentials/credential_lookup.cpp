@@ -15,6 +15,23 @@ class CredentialLookupSource : public LookupSource {
   Result<std::vector<LookupRecord>> find(const LookupQuery& query, size_t limit) override {
     std::vector<LookupRecord> out;
     if (query.question == LookupQuestion::kHolder) {
+      // 一表登记: who the holder is, registered once anywhere below (or at) this node.
+      TB_ASSIGN_OR_RETURN(auto registered, credentials_.identitySealed(query.key));
+      if (registered && out.size() < limit) {
+        TB_ASSIGN_OR_RETURN(auto info, credentials_.identity(query.key));
+        if (info) {
+          LookupRecord r;
+          r.type = "identity";
+          r.id = info->id_number;
+          r.holder = info->id_number;
+          r.kind = info->kind;
+          r.issued_at = info->registered_by;
+          r.at_ms = info->registered_at_ms;
+          r.seal_verified = true;  // its registering node's signature was checked when it was stored
+          r.payload = *registered;
+          out.push_back(std::move(r));
+        }
+      }
       TB_ASSIGN_OR_RETURN(auto held, credentials_.listByHolder(query.key));
       for (const auto& c : held) {
         if (out.size() >= limit) break;

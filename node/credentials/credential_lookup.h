@@ -1,5 +1,5 @@
-// Credentials as a lookup source: a holder question lists the credentials a node holds for that
-// holder, a credential question finds one by number. Each record's payload is the sealed
+// Credentials as a lookup source: a holder question lists the holder's identity record (一表登记)
+// and the credentials a node holds for that holder, a credential question finds one by number. Each record's payload is the sealed
 // credential itself, so the asker can verify it offline like any citizen-held copy.
 #pragma once
 

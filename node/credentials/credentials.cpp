@@ -603,6 +603,23 @@ Result<std::optional<IdentityInfo>> CredentialService::identity(const std::strin
   return std::make_optional(std::move(r));
 }
 
+Result<std::optional<Bytes>> CredentialService::identitySealed(const std::string& id_number) {
+  TB_ASSIGN_OR_RETURN(auto stmt, impl_->db->prepare("SELECT sealed FROM identity_records WHERE id_number = ?1"));
+  stmt.bind(1, id_number);
+  TB_ASSIGN_OR_RETURN(bool row, stmt.step());
+  if (!row) return std::optional<Bytes>();
+  return std::make_optional(stmt.columnBlob(0));
+}
+
+Result<IdentityInfo> CredentialService::openIdentity(const Bytes& sealed_record, TimeMs now) {
+  TB_ASSIGN_OR_RETURN(OpenedEnvelope e, impl_->open(sealed_record, kIdentityRecordKind, now));
+  TB_ASSIGN_OR_RETURN(IdentityInfo r, decodeIdentity(e.payload));
+  if (r.registered_by != e.signer.str()) {
+    return Status(ErrorCode::kUnauthorized, "identity record of " + r.id_number + " is not signed by " + r.registered_by);
+  }
+  return r;
+}
+
 Result<bool> CredentialService::acceptCredential(const Bytes& sealed_credential, TimeMs now) {
   Impl& m = *impl_;
   TB_ASSIGN_OR_RETURN(OpenedEnvelope e, m.open(sealed_credential, kCredentialKind, now));

@@ -152,6 +152,10 @@ class CredentialService {
   Result<IdentityInfo> registerIdentity(const std::string& id_number, const std::string& name,
                                         const std::vector<std::pair<std::string, std::string>>& contacts, TimeMs now);
   Result<std::optional<IdentityInfo>> identity(const std::string& id_number);
+  // The signed identity record as held (for passing on: lookups), and what one says once its
+  // signature and chain check out.
+  Result<std::optional<Bytes>> identitySealed(const std::string& id_number);
+  Result<IdentityInfo> openIdentity(const Bytes& sealed, TimeMs now);
 
   // What arrives from the network, inside the applying transaction. Each verifies, checks
   // authority and the conflict rule, stores what is newer and returns whether it was.

@@ -8,7 +8,7 @@ namespace {
 
 using json = nlohmann::json;
 
-json recordJson(const LookupRecord& r) {
+json recordJson(Node& node, const LookupRecord& r) {
   json j{{"type", r.type},       {"id", r.id},       {"holder", r.holder},
          {"kind", r.kind},       {"issued_at", r.issued_at}, {"at_ms", r.at_ms},
          {"seal_verified", r.seal_verified}};
@@ -18,15 +18,24 @@ json recordJson(const LookupRecord& r) {
       j["content_type"] = m->content_type;
       j["verified_by"] = m->verified_by;
     }
+  } else if (r.type == "credential") {
+    j["text"] = credentialToText(r.payload);  // verify it: POST /api/credentials/verify
+  } else if (r.type == "identity") {
+    if (auto who = node.credentials().openIdentity(r.payload, node.clock().now()); who) {
+      j["name"] = who->name;
+      json contacts = json::object();
+      for (const auto& [key, value] : who->contacts) contacts[key] = value;
+      j["contacts"] = contacts;
+    }
   }
   return j;
 }
 
-json lookupResultJson(const LookupResult& r) {
+json lookupResultJson(Node& node, const LookupResult& r) {
   json route = json::array();
   for (const auto& hop : r.route) route.push_back({{"division", hop.division}, {"name", hop.name}, {"at", hop.at_ms}});
   json records = json::array();
-  for (const auto& rec : r.records) records.push_back(recordJson(rec));
+  for (const auto& rec : r.records) records.push_back(recordJson(node, rec));
   json j{{"outcome", lookupOutcomeName(r.outcome)},
          {"question", lookupQuestionName(r.query.question)},
          {"key", r.query.key},
@@ -82,8 +91,8 @@ void registerLookupApi(Router& router, Node& node) {
                       budget = std::stoll(text);
                     }
                     // All three outcomes are answers, so 200; the body's "outcome" tells them apart.
-                    n->lookups().lookup(*query, budget, [respond](LookupResult result) {
-                      respond(jsonResponse(200, lookupResultJson(result)));
+                    n->lookups().lookup(*query, budget, [n, respond](LookupResult result) {
+                      respond(jsonResponse(200, lookupResultJson(*n, result)));
                     });
                   });
 }

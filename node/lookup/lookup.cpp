@@ -201,7 +201,8 @@ Result<AnswerMsg> decodeAnswer(const Bytes& b) {
           r.at_ms = o.getAtMs();
           r.seal_verified = o.getSealVerified();
           r.payload = capnp_io::bytesOf(o.getPayload());
-          if ((r.type != "material" && r.type != "credential") || !DivisionCode::parse(r.issued_at)) {
+          if ((r.type != "material" && r.type != "credential" && r.type != "identity") ||
+              !DivisionCode::parse(r.issued_at)) {
             return Status(ErrorCode::kMalformed, "lookup record lacks a known type or a valid issuing division");
           }
           m.records.push_back(std::move(r));

@@ -85,7 +85,7 @@ enum class LookupOutcome : uint8_t { kFound = 1, kNotFound = 2, kCouldNotAsk = 3
 const char* lookupOutcomeName(LookupOutcome o);  // "found", "not_found", "could_not_ask"
 
 struct LookupRecord {
-  std::string type;       // "material" | "credential"
+  std::string type;       // "material" | "credential" | "identity"
   std::string id;         // material hash, credential number
   std::string holder;
   std::string kind;       // material kind, credential item

@@ -6,6 +6,7 @@
 
 #include "federation/trust/certificate.h"
 #include "node/credentials/credentials.h"
+#include "node/lookup/lookup.h"
 #include "tests/support/sim_tree.h"
 
 namespace tongban {
@@ -309,6 +310,22 @@ TEST_F(CredentialTest, AnIdentityRegisteredOnceIsKnownToEveryAncestor) {
   }
   EXPECT_EQ(at(kVillage).credentials().registerIdentity("123", "x", {}, world_.now()).status().code(),
             ErrorCode::kInvalidArgument);
+  // Another hall asks instead of asking the citizen again: its town answers with the record.
+  std::optional<LookupResult> answer;
+  at(kOtherVillage).lookups().lookup(makeLookupQuery(LookupQuestion::kHolder, kPerson).value(), 3000,
+                                     [&](LookupResult r) { answer = std::move(r); });
+  runFor(3000);
+  ASSERT_TRUE(answer.has_value());
+  ASSERT_EQ(answer->outcome, LookupOutcome::kFound) << answer->reason;
+  bool identity_found = false;
+  for (const auto& r : answer->records) {
+    if (r.type != "identity") continue;
+    identity_found = true;
+    auto who = at(kOtherVillage).credentials().openIdentity(r.payload, world_.now());
+    ASSERT_TRUE(who.isOk()) << who.status().toString();
+    EXPECT_EQ(who->name, "张三");
+  }
+  EXPECT_TRUE(identity_found);
 }
 
 }  // namespace
