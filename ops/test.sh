@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # THE TEST COMMAND: sets up a fresh Debian machine and runs every test.
 #   1. installs the Debian packages (ops/setup.sh)
-#   2. builds Release and runs every test: unit, sim (100 seeds + a determinism check), integration
+#   2. builds Release and runs every test: unit, sim (64 seeds + a determinism check), integration
 #   3. builds the unit suites with ASan+UBSan and runs them again under it (they include the
 #      outbox protocol on real nodes in the simulated world)
 # Exits non-zero if anything fails. .ci/run calls exactly this.
