@@ -6,6 +6,7 @@
 
 #include "federation/util/capnp_io.h"
 #include "node/applicants/id_numbers.h"
+#include "node/cases/case_service_impl.h"
 #include "schema/node.capnp.h"
 
 namespace tongban {
@@ -53,8 +54,6 @@ const std::vector<Migration> kCaseMigrations = {
      "ALTER TABLE cases ADD COLUMN credential TEXT NOT NULL DEFAULT '';"},
 };
 
-constexpr size_t kMaxTextField = 200;
-constexpr size_t kMaxNote = 2000;
 
 struct Transition {
   const char* step;
@@ -83,17 +82,6 @@ std::string roleList(const std::vector<Role>& roles) {
   std::string out;
   for (size_t i = 0; i < roles.size(); ++i) out += (i ? " or " : "") + std::string(roleName(roles[i]));
   return out;
-}
-
-bool limited(const std::string& s, size_t max) { return s.size() <= max; }
-
-// "2026-11-23 10:12" in China Standard Time, for the location line a clerk reads out.
-std::string cstMinute(TimeMs ms) {
-  const TimeMs local = ms + kCstOffsetMs;
-  const TimeMs minute_of_day = ((local % 86400000) + 86400000) % 86400000 / 60000;
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%02d:%02d", static_cast<int>(minute_of_day / 60), static_cast<int>(minute_of_day % 60));
-  return CivilDate::fromTimeMs(ms).toString() + " " + buf;
 }
 
 }  // namespace
@@ -129,30 +117,6 @@ const char* lightName(Light light) {
   }
   return "none";
 }
-
-struct CaseService::Impl {
-  Database* db;
-  DivisionCode self;
-  const CatalogueStore* catalogue;
-  const WorkingCalendar* calendar;
-  MaterialStore* materials;
-  EnqueueUp enqueue_up;
-  CaseSettings settings;
-  Notifier* notifier;
-  ForwardingHooks hooks;
-  CredentialIssuer issuer;
-  Status saveFacts(const std::string& number, const std::vector<std::pair<std::string, std::string>>& facts);
-
-  Result<CaseRecord> load(const std::string& number);
-  Status loadForwarding(CaseRecord& c, uint64_t forward_seq);
-  Status saveRow(const CaseRecord& c, TimeMs now, bool insert);
-  // Appends a step to the case's history, stores the case and enqueues the step's event, all in
-  // the caller's transaction.
-  Status record(CaseRecord& c, const std::string& step, const std::string& actor, TimeMs now,
-                const std::string& note, const std::string& detail, bool insert = false);
-  Result<std::string> nextNumber();
-  Light lightOf(const CaseRecord& c, TimeMs now) const;
-};
 
 Result<CaseService> CaseService::open(Database& db, const DivisionCode& self, const CatalogueStore& catalogue,
                                       const WorkingCalendar& calendar, MaterialStore& materials, EnqueueUp enqueue_up,
@@ -315,31 +279,6 @@ Status CaseService::Impl::saveFacts(const std::string& number, const std::vector
     stmt.reset();
     TB_RETURN_IF_ERROR(stmt.bind(1, number).bind(2, key).bind(3, value).run());
   }
-  return Status::ok();
-}
-
-Status CaseService::Impl::loadForwarding(CaseRecord& c, uint64_t forward_seq) {
-  TB_ASSIGN_OR_RETURN(auto steps, db->prepare(
-      "SELECT idx, step, actor, at_ms, note, detail FROM case_decider_steps WHERE number = ?1 ORDER BY idx"));
-  steps.bind(1, c.number);
-  while (true) {
-    TB_ASSIGN_OR_RETURN(bool more, steps.step());
-    if (!more) break;
-    c.decider_steps.push_back({static_cast<uint32_t>(steps.columnInt64(0)), steps.columnText(1), steps.columnText(2),
-                               steps.columnInt64(3), steps.columnText(4), steps.columnText(5)});
-  }
-  const std::string where = c.decider_name.empty() ? c.decider : c.decider_name + " (" + c.decider + ")";
-  if (!c.decider_steps.empty()) {
-    const CaseStep& last = c.decider_steps.back();
-    c.location = c.state == CaseState::kConcluded
-                     ? "decided at " + where + ", concluded " + cstMinute(last.at_ms) + "; the result is handed over here"
-                     : "at " + where + ": " + caseStateName(c.state) + " since " + cstMinute(last.at_ms);
-    return Status::ok();
-  }
-  c.waiting_for_uplink = forward_seq != 0 && hooks.pending && hooks.pending(forward_seq);
-  c.location = c.waiting_for_uplink
-                   ? "waiting for the uplink since " + cstMinute(c.accepted_ms) + " (it leaves when the link to the parent is up)"
-                   : "sent up towards the " + c.decided_at + " level; not yet taken in there";
   return Status::ok();
 }
 
@@ -698,86 +637,6 @@ Result<int> CaseService::scanLights(TimeMs now) {
     }
   }
   return recorded;
-}
-
-void CaseService::setForwardingHooks(ForwardingHooks hooks) { impl_->hooks = std::move(hooks); }
-void CaseService::setCredentialIssuer(CredentialIssuer issuer) { impl_->issuer = std::move(issuer); }
-
-Result<CaseRecord> CaseService::receiveForwarded(const ForwardedCase& fc, TimeMs now) {
-  Impl& m = *impl_;
-  if (!m.db->inTransaction()) {
-    return Status(ErrorCode::kInternal, "receiveForwarded runs inside the applying transaction");
-  }
-  if (auto existing = m.load(fc.number); existing.isOk()) {
-    return Status(ErrorCode::kAlreadyExists, "case " + fc.number + " is already held here");
-  } else if (existing.status().code() != ErrorCode::kNotFound) {
-    return existing.status();
-  }
-  CaseRecord c;
-  c.number = fc.number;
-  c.item_code = fc.item_code;
-  c.item_name = fc.item_name;
-  c.department = fc.department;
-  c.kind = fc.kind;
-  c.applicant_id = fc.applicant_id;
-  c.applicant_name = fc.applicant_name;
-  c.contact = fc.contact;
-  c.state = CaseState::kAccepted;
-  // The clock started when the citizen applied at the origin, not when the case arrived here.
-  c.accepted_ms = fc.accepted_ms;
-  c.deadline_ms = fc.deadline_ms;
-  c.decided_at = levelName(fc.decide_level);
-  c.held_for = fc.origin;
-  c.facts = fc.facts;
-  TB_RETURN_IF_ERROR(m.record(c, "receive", "system", now, "accepted at " + fc.origin + " by " + fc.accepted_by,
-                              fc.route, /*insert=*/true));
-  TB_RETURN_IF_ERROR(m.saveFacts(c.number, c.facts));
-  for (const auto& [kind, hash] : fc.materials) {
-    TB_ASSIGN_OR_RETURN(auto stmt, m.db->prepare("INSERT INTO case_materials (number, kind, hash) VALUES (?1, ?2, ?3)"));
-    TB_RETURN_IF_ERROR(stmt.bind(1, c.number).bind(2, kind).bind(3, hash).run());
-    c.material_hashes.push_back(hash);
-  }
-  return c;
-}
-
-Result<bool> CaseService::applyDeciderStep(const DeciderStep& s, TimeMs now) {
-  Impl& m = *impl_;
-  TB_ASSIGN_OR_RETURN(CaseRecord c, m.load(s.number));
-  if (!c.forwarded) {
-    return Status(ErrorCode::kInvalidArgument, "case " + s.number + " was not forwarded from here; " + s.decider +
-                                                   " cannot report steps on it");
-  }
-  if (!c.decider.empty() && c.decider != s.decider) {
-    return Status(ErrorCode::kInvalidArgument, "case " + s.number + " is decided at " + c.decider + ", not at " +
-                                                   s.decider);
-  }
-  TB_ASSIGN_OR_RETURN(auto state, parseCaseState(s.state));
-  TB_ASSIGN_OR_RETURN(auto stmt, m.db->prepare(
-      "INSERT OR IGNORE INTO case_decider_steps (number, idx, step, state, actor, at_ms, note, detail, received_ms)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
-  stmt.bind(1, s.number).bind(2, static_cast<int64_t>(s.step.index)).bind(3, s.step.step).bind(4, s.state);
-  stmt.bind(5, s.step.actor).bind(6, s.step.at_ms).bind(7, s.step.note).bind(8, s.step.detail).bind(9, now);
-  TB_RETURN_IF_ERROR(stmt.run());
-  if (m.db->changes() == 0) return false;
-  // Steps travel in order on one path, so the newest is the last applied; a stray older one
-  // (never expected) is kept in the history without moving the state back.
-  TB_ASSIGN_OR_RETURN(auto newest, m.db->prepare("SELECT MAX(idx) FROM case_decider_steps WHERE number = ?1"));
-  newest.bind(1, s.number);
-  TB_ASSIGN_OR_RETURN(bool row, newest.step());
-  if (row && newest.columnInt64(0) > static_cast<int64_t>(s.step.index)) return true;
-  c.decider = s.decider;
-  c.decider_name = s.decider_name;
-  if (c.state == CaseState::kSupplement && state != CaseState::kSupplement) c.paused_ms = 0;
-  if (state == CaseState::kSupplement && c.state != CaseState::kSupplement) {
-    c.paused_from = c.state;
-    c.paused_ms = s.step.at_ms;
-  }
-  c.state = state;
-  c.deadline_ms = s.deadline_ms;
-  c.concluded_ms = s.concluded_ms;
-  if (!s.credential.empty()) c.credential = s.credential;
-  TB_RETURN_IF_ERROR(m.saveRow(c, now, false));
-  return true;
 }
 
 Bytes encodeCaseEvent(const CaseEventInfo& e) {

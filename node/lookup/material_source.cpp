@@ -1,0 +1,89 @@
+// The materials lookup source: a node's own scans and the records its subtree relayed up.
+#include "node/lookup/lookup.h"
+
+#include "federation/store/database.h"
+#include "node/materials/materials.h"
+
+namespace tongban {
+
+namespace {
+
+class MaterialLookupSource : public LookupSource {
+ public:
+  MaterialLookupSource(Database& db, const Identity& identity) : db_(db), identity_(identity) {}
+
+  bool answers(LookupQuestion question) const override {
+    return question == LookupQuestion::kHolder || question == LookupQuestion::kMaterial;
+  }
+
+  Result<std::vector<LookupRecord>> find(const LookupQuery& query, size_t limit) override {
+    std::vector<LookupRecord> out;
+    if (!answers(query.question)) return out;
+    const char* column = query.question == LookupQuestion::kHolder ? "holder" : "hash";
+    // Own scans first: their seals are ours, so they are checked here.
+    TB_ASSIGN_OR_RETURN(auto own, db_.prepare(std::string(
+        "SELECT hash, holder, kind, size_bytes, content_type, stored_at, verified_by, verified_at_ms, seal"
+        " FROM materials WHERE ") + column + " = ?1 ORDER BY hash, kind, holder LIMIT ?2"));
+    own.bind(1, query.key).bind(2, static_cast<int64_t>(limit));
+    while (true) {
+      TB_ASSIGN_OR_RETURN(bool row, own.step());
+      if (!row) break;
+      MaterialRecordInfo m;
+      m.hash = own.columnText(0);
+      m.holder = own.columnText(1);
+      m.kind = own.columnText(2);
+      m.size_bytes = static_cast<uint64_t>(own.columnInt64(3));
+      m.content_type = own.columnText(4);
+      m.stored_at = own.columnText(5);
+      m.verified_by = own.columnText(6);
+      m.verified_at_ms = own.columnInt64(7);
+      m.seal = own.columnBlob(8);
+      out.push_back(toRecord(m));
+    }
+    // What the subtree relayed up: the issuer's key is not known here (see LookupRecord).
+    if (out.size() < limit) {
+      TB_ASSIGN_OR_RETURN(auto sub, db_.prepare(std::string("SELECT payload FROM subtree_materials WHERE ") + column +
+                                                " = ?1 ORDER BY hash, kind, stored_at, holder LIMIT ?2"));
+      sub.bind(1, query.key).bind(2, static_cast<int64_t>(limit - out.size()));
+      while (true) {
+        TB_ASSIGN_OR_RETURN(bool row, sub.step());
+        if (!row) break;
+        auto m = decodeMaterialRecord(sub.columnBlob(0));
+        if (!m) return m.status().withContext("stored subtree material record");
+        out.push_back(toRecord(*m));
+      }
+    }
+    return out;
+  }
+
+ private:
+  LookupRecord toRecord(const MaterialRecordInfo& m) const {
+    LookupRecord r;
+    r.type = "material";
+    r.id = m.hash;
+    r.holder = m.holder;
+    r.kind = m.kind;
+    r.issued_at = m.stored_at;
+    r.at_ms = m.verified_at_ms;
+    if (m.stored_at == identity_.division.str() && m.seal.size() == 64) {
+      const std::string text = sealedText(m.hash, m.kind, m.holder);
+      Signature sig{};
+      std::copy(m.seal.begin(), m.seal.end(), sig.begin());
+      r.seal_verified = verifySignature(identity_.keys.public_key, reinterpret_cast<const uint8_t*>(text.data()),
+                                        text.size(), sig);
+    }
+    r.payload = encodeMaterialRecord(m);
+    return r;
+  }
+
+  Database& db_;
+  const Identity& identity_;
+};
+
+}  // namespace
+
+std::unique_ptr<LookupSource> makeMaterialLookupSource(Database& db, const Identity& identity) {
+  return std::make_unique<MaterialLookupSource>(db, identity);
+}
+
+}  // namespace tongban
