@@ -20,7 +20,6 @@ const char* itemKindName(ItemKind kind) {
   return "unknown";
 }
 
-namespace {
 Result<ItemKind> parseItemKind(const std::string& s) {
   if (s == "immediate") return ItemKind::kImmediate;
   if (s == "committed") return ItemKind::kCommitted;
@@ -28,6 +27,8 @@ Result<ItemKind> parseItemKind(const std::string& s) {
   if (s == "upward") return ItemKind::kUpward;
   return Status(ErrorCode::kInvalidArgument, "kind '" + s + "' is not immediate, committed, joint or upward");
 }
+
+namespace {
 
 using capnp_io::text;
 

@@ -18,6 +18,7 @@ namespace tongban {
 
 enum class ItemKind { kImmediate, kCommitted, kJoint, kUpward };
 const char* itemKindName(ItemKind kind);  // "immediate", "committed", "joint", "upward"
+Result<ItemKind> parseItemKind(const std::string& name);  // the inverse; kInvalidArgument otherwise
 
 struct CatalogueItem {
   std::string code;              // "CG-0101"

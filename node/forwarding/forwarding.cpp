@@ -209,13 +209,6 @@ Result<DivisionCode> originOf(const std::string& number) {
   return DivisionCode::parse(number.substr(0, dash));
 }
 
-Result<ItemKind> parseItemKind(const std::string& name) {
-  for (ItemKind k : {ItemKind::kImmediate, ItemKind::kCommitted, ItemKind::kJoint, ItemKind::kUpward}) {
-    if (name == itemKindName(k)) return k;
-  }
-  return Status(ErrorCode::kInvalidArgument, "unknown item kind '" + name + "'");
-}
-
 }  // namespace
 
 void registerForwardingKinds(KindRegistry& registry) {
