@@ -16,12 +16,16 @@ NET_DATA="${NET_DATA:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../data" && pwd)}"
 
 net_log() { printf '[net] %s\n' "$*" >&2; }
 
+# A loopback port below the kernel's ephemeral range: ports inside it are handed out to outgoing
+# connections (the leaf links, our own probes), so a port that answers nobody now can still be
+# taken by a connect() a moment later and the server's bind would then fail. Below the range
+# only another listener can take it, and the bus start retries on fresh ports if one does.
 net_free_port() {
-  local port i
+  local low=32768 port i
+  [ -r /proc/sys/net/ipv4/ip_local_port_range ] && read -r low _ < /proc/sys/net/ipv4/ip_local_port_range
+  [ "$low" -gt 12000 ] || low=32768
   for i in $(seq 1 100); do
-    port=$(( 20000 + RANDOM % 30000 ))
-    # Nobody answering on it is a good sign it is free (a race with another process is possible
-    # but harmless: the server then fails to start and the script says so).
+    port=$(( 10000 + RANDOM % (low - 10000) ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return 0
@@ -56,41 +60,60 @@ net_keys() {
 
 # One nats-server per level: village → town → district → city, each a leaf of the one above
 # (as a real deployment would run one bus per hall). Writes NET/bus-<level>.url.
+# Levels start one at a time, top down, each waited for before the next: a level's leaf remote
+# needs the port the level above really listens on, and a server that lost its port to another
+# process is started again on fresh ports (up to 5 tries) instead of failing the whole run.
 net_start_buses() {
-  local level above="" port leaf conf
+  local level above="" port leaf conf pid try started offset
   mkdir -p "$NET/bus"
   for level in city district town village; do
-    port=$(net_free_port); leaf=$(net_free_port)
-    conf="$NET/bus/$level.conf"
-    {
-      echo "server_name: tongban-$level"
-      echo "listen: 127.0.0.1:$port"
-      echo "ping_interval: \"1s\""
-      echo "ping_max: 3"
-      echo "leafnodes {"
-      echo "  listen: 127.0.0.1:$leaf"
-      [ -n "$above" ] && echo "  remotes: [ { url: \"nats-leaf://127.0.0.1:$above\" } ]"
-      echo "  reconnect: 1"
-      echo "}"
-    } > "$conf"
-    nats-server -c "$conf" > "$NET/bus/$level.log" 2>&1 &
-    NET_PIDS+=($!)
-    echo $! > "$NET/bus/$level.pid"
+    started=0
+    for try in 1 2 3 4 5; do
+      port=$(net_free_port) && leaf=$(net_free_port) || return 1
+      [ "$port" != "$leaf" ] || continue
+      conf="$NET/bus/$level.conf"
+      {
+        echo "server_name: tongban-$level"
+        echo "listen: 127.0.0.1:$port"
+        echo "ping_interval: \"1s\""
+        echo "ping_max: 3"
+        echo "leafnodes {"
+        echo "  listen: 127.0.0.1:$leaf"
+        [ -n "$above" ] && echo "  remotes: [ { url: \"nats-leaf://127.0.0.1:$above\" } ]"
+        echo "  reconnect: 1"
+        echo "}"
+      } > "$conf"
+      offset=$(stat -c %s "$NET/bus/$level.log" 2>/dev/null || echo 0)
+      nats-server -c "$conf" >> "$NET/bus/$level.log" 2>&1 &
+      pid=$!
+      NET_PIDS+=("$pid")
+      if net_wait_bus_ready "$pid" "$NET/bus/$level.log" "$offset" 200; then started=1; break; fi
+      kill -KILL "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      net_forget_pid "$pid"
+      net_log "nats-server for $level did not come up on ports $port/$leaf (try $try of 5): $(tail -n 2 "$NET/bus/$level.log" | tr '\n' ' ')"
+    done
+    [ $started -eq 1 ] || { net_log "nats-server for $level did not start; see $NET/bus/$level.log"; return 1; }
+    echo "$pid" > "$NET/bus/$level.pid"
     echo "nats://127.0.0.1:$port" > "$NET/bus-$level.url"
     echo "$leaf" > "$NET/bus/$level.leafport"
     above=$leaf
   done
-  # Wait (bounded) until every server accepts connections.
-  for level in city district town village; do
-    port=$(sed 's#.*:##' "$NET/bus-$level.url")
-    local ok=0
-    for _ in $(seq 1 50); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then ok=1; break; fi
-      sleep 0.1
-    done
-    [ $ok -eq 1 ] || { net_log "nats-server for $level did not start; see $NET/bus/$level.log"; return 1; }
-  done
   net_log "buses up: city $(cat "$NET/bus-city.url") <- district <- town <- village (leaf links)"
+}
+
+# net_wait_bus_ready PID LOG OFFSET TENTHS: true once the nats-server PID has written "Server is
+# ready" to LOG after byte OFFSET (it then listens on every port of its config; a port that merely
+# answers could be somebody else's), false as soon as it has exited (a port was taken, say) or
+# after TENTHS tenths of a second.
+net_wait_bus_ready() {
+  local pid="$1" log="$2" offset="$3" tenths="$4" _
+  for _ in $(seq 1 "$tenths"); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    tail -c +"$(( offset + 1 ))" "$log" 2>/dev/null | grep -q "Server is ready" && return 0
+    sleep 0.1
+  done
+  return 1
 }
 
 # Cutting one level's links for a drill: net_bus_stop LEVEL stops that level's nats-server, which
@@ -106,23 +129,25 @@ net_bus_stop() {
   for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || { stopped=1; break; }; sleep 0.1; done
   if [ $stopped -eq 1 ]; then net_log "$level bus stopped"; else kill -KILL "$pid" 2>/dev/null || true; net_log "$level bus killed (did not stop within 10 s)"; fi
   wait "$pid" 2>/dev/null || true
-  # Forget it, so net_stop never signals a later process that reuses the pid.
+  net_forget_pid "$pid"
+}
+
+# Forgets a process that has ended, so net_stop never signals a later process reusing its pid.
+net_forget_pid() {
   local kept=() p
-  for p in "${NET_PIDS[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
+  for p in "${NET_PIDS[@]}"; do [ "$p" = "$1" ] || kept+=("$p"); done
   NET_PIDS=("${kept[@]}")
 }
 
 net_bus_start() {
-  local level="$1" port
-  port=$(sed 's#.*:##' "$NET/bus-$level.url")
+  local level="$1" pid offset
+  offset=$(stat -c %s "$NET/bus/$level.log" 2>/dev/null || echo 0)
   nats-server -c "$NET/bus/$level.conf" >> "$NET/bus/$level.log" 2>&1 &
-  NET_PIDS+=($!)
-  echo $! > "$NET/bus/$level.pid"
-  for _ in $(seq 1 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then net_log "$level bus started again"; return 0; fi
-    sleep 0.1
-  done
-  net_log "nats-server for $level did not start again on port $port; see $NET/bus/$level.log"
+  pid=$!
+  NET_PIDS+=("$pid")
+  echo "$pid" > "$NET/bus/$level.pid"
+  if net_wait_bus_ready "$pid" "$NET/bus/$level.log" "$offset" 100; then net_log "$level bus started again"; return 0; fi
+  net_log "nats-server for $level did not start again on $(cat "$NET/bus-$level.url"); see $NET/bus/$level.log"
   return 1
 }
 
@@ -159,6 +184,7 @@ $extra
 TOML
     "$TB" node --config "$conf" > "$NET/logs/$code.log" 2>&1 &
     NET_PIDS+=($!)
+    echo $! > "$NET/nodes/$code.pid"
   done < "$NET/divisions.txt"
   net_log "$(wc -l < "$NET/divisions.txt") node processes started; logs in $NET/logs"
   net_prometheus_targets
@@ -226,7 +252,19 @@ net_wait_joined() {
     sleep 1
   done
   net_log "not every node joined within ${seconds}s"
+  net_report_dead_nodes
   return 1
+}
+
+# Names every node process that has exited, with the end of its log (a port taken, a bad key...).
+net_report_dead_nodes() {
+  local code level parent name pid
+  while read -r code level parent name; do
+    pid=$(cat "$NET/nodes/$code.pid" 2>/dev/null) || continue
+    kill -0 "$pid" 2>/dev/null && continue
+    net_log "node $code ($name) has exited; the end of $NET/logs/$code.log:"
+    tail -n 5 "$NET/logs/$code.log" | sed 's/^/[net]   /' >&2
+  done < "$NET/divisions.txt"
 }
 
 # Stops the node processes only (the buses keep running) and starts them again on their data,
@@ -239,6 +277,7 @@ net_restart_nodes() {
     sed -i "s/^clock_offset_days = .*/clock_offset_days = ${NET_CLOCK_OFFSET_DAYS:-0}/" "$NET/nodes/$code.toml"
     "$TB" node --config "$NET/nodes/$code.toml" >> "$NET/logs/$code.log" 2>&1 &
     NET_PIDS+=($!)
+    echo $! > "$NET/nodes/$code.pid"
   done < "$NET/divisions.txt"
 }
 
