@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -24,6 +25,7 @@ namespace {
 
 constexpr int kPollIntervalMs = 20;
 constexpr size_t kLogTailBytes = 2000;
+constexpr int kLowestTestPort = 10000;  // below: well-known and registered services
 
 std::string errnoText(const std::string& doing) { return doing + ": " + std::strerror(errno); }
 
@@ -63,22 +65,47 @@ void sleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)
 
 }  // namespace
 
-Result<int> findFreeLoopbackPort() {
+namespace {
+
+// The lowest port of the kernel's ephemeral range (32768 unless configured otherwise).
+int ephemeralRangeLow() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  if (!(in >> low) || low <= kLowestTestPort + 1000) return 32768;
+  return low;
+}
+
+// True if 127.0.0.1:`port` can be bound now (nobody listens on it or holds it).
+bool canBind(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Status(ErrorCode::kIo, errnoText("creating a socket to find a free port"));
+  if (fd < 0) return false;
+  int yes = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));  // as nats-server will
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = 0;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    Status error(ErrorCode::kIo, errnoText("binding 127.0.0.1:0 to find a free port"));
-    ::close(fd);
-    return error;
-  }
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   ::close(fd);
-  return static_cast<int>(ntohs(addr.sin_port));
+  return ok;
+}
+
+}  // namespace
+
+Result<int> findFreeLoopbackPort() {
+  // Below the ephemeral range: a port the kernel hands out for bind(0) or an outgoing connect()
+  // can be taken again by any connection between this check and the server's bind (CI saw it).
+  // Below the range only another listener can take it.
+  int low = ephemeralRangeLow();
+  std::random_device entropy;
+  std::mt19937 pick(entropy());
+  std::uniform_int_distribution<int> port_in(kLowestTestPort, low - 1);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    int port = port_in(pick);
+    if (canBind(port)) return port;
+  }
+  return Status(ErrorCode::kIo, "no free port on 127.0.0.1 between " + std::to_string(kLowestTestPort) + " and " +
+                                    std::to_string(low - 1) + " after 200 tries");
 }
 
 NatsServer::NatsServer(std::vector<std::string> extra_args) : extra_args_(std::move(extra_args)) {

@@ -50,8 +50,9 @@ class NatsServer {
   std::string log_path_;
 };
 
-// A free TCP port on 127.0.0.1 (bind to port 0, read it back, close). Another process could take
-// it before it is used; good enough for tests on one machine.
+// A free TCP port on 127.0.0.1, chosen at random below the kernel's ephemeral range (so no
+// outgoing connection can take it before it is used; another test's listener still could, which
+// on one machine is rare enough for tests).
 Result<int> findFreeLoopbackPort();
 
 }  // namespace tongban::testing
