@@ -151,6 +151,13 @@ net_bus_start() {
   return 1
 }
 
+# A node's session lifetime: NET_SESSION_S_<code> if set (a test that lets sessions expire on one
+# node only, so the others' sessions never race the clock), else NET_SESSION_S, else 8 hours.
+net_session_seconds() {
+  local var="NET_SESSION_S_$1"
+  echo "${!var:-${NET_SESSION_S:-28800}}"
+}
+
 # NET_DATA: the project's data directory (calendar, catalogue). Each node gets an HTTP port,
 # written to NET/http/<code>.url.
 net_start_nodes() {
@@ -174,7 +181,7 @@ retry_max_ms = 5000
 log_level = "info"
 http_listen = "127.0.0.1:$port"
 calendar_files = ["$NET_DATA/calendar-2026.json"]
-session_lifetime_s = ${NET_SESSION_S:-28800}
+session_lifetime_s = $(net_session_seconds "$code")
 supervision_interval_ms = ${NET_SUPERVISION_MS:-2000}
 light_scan_interval_ms = ${NET_LIGHT_SCAN_MS:-2000}
 clock_offset_days = ${NET_CLOCK_OFFSET_DAYS:-0}

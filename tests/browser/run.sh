@@ -16,21 +16,14 @@ if [ ! -f "$SRC/tests/browser/node_modules/playwright-core/package.json" ]; then
   (cd "$SRC/tests/browser" && timeout 300 npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-NET="$(mktemp -d "${TMPDIR:-/tmp}/tongban-browser-XXXXXX")"
-NET_DATA="$SRC/data"
+source "$SRC/tests/integration/lib.sh"
 NET_HEARTBEAT_MS=500
-source "$SRC/ops/lib/network.sh"
-cleanup() { net_stop; if [ "${KEEP:-0}" = 1 ]; then echo "kept $NET"; else rm -rf "$NET"; fi; }
-trap cleanup EXIT
+it_begin browser
 start=$(date +%s)
 
 CITY=440600000000 DISTRICT=440604000000 TOWN=440604001000
-net_plan "$NET_DATA/foshan.json" 1 1 2
-net_keys
-net_start_buses
-net_start_nodes
-net_wait_joined 60 || { KEEP=1; exit 1; }
-net_wait_catalogue "$TOWN" 90 || { KEEP=1; exit 1; }
+it_network 1 1 2
+net_wait_catalogue "$TOWN" 90 || die "no catalogue at the town within 90 s"
 net_staff "$CITY"
 net_staff "$DISTRICT"
 net_staff "$TOWN"
@@ -59,14 +52,11 @@ curl -s --max-time 10 -o /dev/null -X POST -H "Authorization: Bearer $(net_login
 SUP=$(net_login "$CITY" supervisor)
 deadline=$(( $(date +%s) + 30 ))
 until [ "$(curl -s --max-time 5 -H "Authorization: Bearer $SUP" "$(net_url "$CITY")/api/supervision/summary" | jq -r '.totals.accepted // 0')" -ge 3 ]; do
-  [ "$(date +%s)" -lt "$deadline" ] || { echo "[browser] the city's figures never showed the 3 applications" >&2; KEEP=1; exit 1; }
+  [ "$(date +%s)" -lt "$deadline" ] || die "the city's figures never showed the 3 applications"
   sleep 0.5
 done
 echo "[browser] network of $(wc -l < "$NET/divisions.txt") nodes ready in $(( $(date +%s) - start )) s"
 
-rc=0
 CLERK_URL="$(net_url "$DISTRICT")" CITY_URL="$(net_url "$CITY")" DISTRICT="$DISTRICT" TOWN="$TOWN" SHOTS="$SHOTS" \
-  CHROMIUM="$CHROMIUM" timeout 180 node "$SRC/tests/browser/console_test.mjs" || rc=$?
-[ $rc -eq 0 ] || KEEP=1
-echo "[browser] done in $(( $(date +%s) - start )) s (rc $rc)"
-exit $rc
+  CHROMIUM="$CHROMIUM" timeout 180 node "$SRC/tests/browser/console_test.mjs" && ok "the console's checks in Chromium" \
+  || fail "the console's checks in Chromium (console_test.mjs, exit $?)"

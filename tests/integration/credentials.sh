@@ -10,29 +10,17 @@
 #   tests/integration/credentials.sh TONGBAN_BINARY SOURCE_DIR
 set -euo pipefail
 TB="$1"; SRC="$2"
-NET="$(mktemp -d "${TMPDIR:-/tmp}/tongban-cred-XXXXXX")"
-NET_DATA="$SRC/data"
+source "$SRC/tests/integration/lib.sh"
 NET_HEARTBEAT_MS=500
 NET_FEED_POLL_MS=500
-source "$SRC/ops/lib/network.sh"
-cleanup() { net_stop; if [ "${KEEP:-0}" = 1 ]; then echo "kept $NET"; else rm -rf "$NET"; fi; }
-trap cleanup EXIT
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); KEEP=1; }
-passes=0
-ok() { passes=$((passes + 1)); }
-started=$(date +%s)
+it_begin credentials
 
-net_plan "$NET_DATA/foshan.json" 2 1 1
-net_keys
-net_start_buses
-net_start_nodes
-net_wait_joined 60 || { fail "tree did not form"; exit 1; }
+it_network 2 1 1
 ISSUER=440604000000         # 禅城区
 VB=440605001001             # a village of 南海区
 VA=440604001001             # a village of 禅城区
-net_wait_catalogue "$VB" 90 || { fail "catalogue did not reach $VB"; exit 1; }
-net_wait_catalogue "$VA" 90 || { fail "catalogue did not reach $VA"; exit 1; }
+net_wait_catalogue "$VB" 90 || die "catalogue did not reach $VB"
+net_wait_catalogue "$VA" 90 || die "catalogue did not reach $VA"
 D=$(net_url $ISSUER); V=$(net_url $VB)
 net_staff $ISSUER
 net_staff $VB
@@ -43,24 +31,6 @@ APPROVE=$(net_login $ISSUER approver); ADMIN=$(net_login $ISSUER admin)
 V_CLERK=$(net_login $VB clerk)
 SHOP=91350100M000100Y43
 
-call() {  # call METHOD URL PATH TOKEN [BODY [CONTENT_TYPE]] -> CODE, BODY_OUT
-  local method="$1" base="$2" path="$3" token="$4" body="${5:-}" ct="${6:-application/json}"
-  local args=(-s -o "$NET/out.json" -w '%{http_code}' -X "$method" "$base$path")
-  [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
-  [ -n "$body" ] && args+=(-H "Content-Type: $ct" --data-binary "$body")
-  CODE=$(curl "${args[@]}")
-  BODY_OUT=$(cat "$NET/out.json")
-}
-expect() {  # expect HTTP_CODE ERROR_CODE_OR_EMPTY what
-  if [ "$CODE" != "$1" ]; then fail "$3: HTTP $CODE, expected $1: $BODY_OUT"; return; fi
-  if [ -n "$2" ] && [ "$(jq -r .error.code <<< "$BODY_OUT")" != "$2" ]; then
-    fail "$3: error code $(jq -r .error.code <<< "$BODY_OUT"), expected $2"; return
-  fi
-  ok
-}
-check() {  # check JQ_TEST what  (on BODY_OUT)
-  if jq -e "$1" <<< "$BODY_OUT" > /dev/null 2>&1; then ok; else fail "$2: $BODY_OUT"; fi
-}
 verify_at() {  # verify_at URL TEXT -> BODY_OUT
   call POST "$1" /api/credentials/verify "" "$(jq -cn --arg t "$2" '{text: $t}')"
 }
@@ -228,5 +198,3 @@ expect 200 "" "the village still serves after all that"
 call GET "$D" /health ""
 expect 200 "" "the district still serves after all that"
 
-echo "credentials: $passes passed, $failures failed in $(( $(date +%s) - started )) s"
-[ "$failures" -eq 0 ]

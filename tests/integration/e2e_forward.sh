@@ -14,55 +14,9 @@
 set -euo pipefail
 TB="$1"
 SRC="$2"
-NET="$(mktemp -d "${TMPDIR:-/tmp}/tongban-fwd-XXXXXX")"
-NET_DATA="$SRC/data"
+source "$SRC/tests/integration/lib.sh"
 NET_HEARTBEAT_MS=500
-source "$SRC/ops/lib/network.sh"
-
-START=$(date +%s)
-passes=0
-failures=0
-ok() { passes=$((passes + 1)); echo "ok   $*"; }
-fail() { failures=$((failures + 1)); KEEP=1; echo "FAIL $*" >&2; }
-# A failure the rest of the script cannot go on from.
-die() { fail "$*"; exit 1; }
-cleanup() {
-  local rc=$?
-  net_stop
-  [ "$rc" -ne 0 ] && [ "$failures" -eq 0 ] && { failures=1; KEEP=1; echo "FAIL the script stopped (exit $rc)" >&2; }
-  if [ "$failures" -ne 0 ]; then
-    echo "--- last log lines ---" >&2
-    tail -n 15 "$NET"/logs/*.log >&2 2>/dev/null || true
-  fi
-  echo "e2e_forward: $passes passed, $failures failed in $(( $(date +%s) - START )) s: $([ "$failures" -eq 0 ] && echo PASS || echo FAIL)"
-  if [ "${KEEP:-0}" = 1 ]; then echo "kept $NET"; else rm -rf "$NET"; fi
-  [ "$failures" -eq 0 ]
-}
-trap cleanup EXIT
-
-# wait_for SECONDS "what is expected" CHECK...: polls CHECK (a command) every 0.5 s until it
-# succeeds; on timeout stops the script naming what was expected and what was last seen ($SEEN,
-# which CHECK sets).
-SEEN=""
-wait_for() {
-  local seconds="$1" what="$2" t0 deadline; shift 2
-  t0=$(date +%s); deadline=$(( t0 + seconds ))
-  while ! "$@"; do
-    [ "$(date +%s)" -lt "$deadline" ] || die "$what: not within ${seconds}s (last seen: $SEEN)"
-    sleep 0.5
-  done
-  ok "$what (after $(( $(date +%s) - t0 )) s)"
-}
-# holds_for SECONDS "what must stay true" CHECK...: CHECK must succeed at every poll of the window.
-holds_for() {
-  local seconds="$1" what="$2" deadline; shift 2
-  deadline=$(( $(date +%s) + seconds ))
-  while [ "$(date +%s)" -lt "$deadline" ]; do
-    "$@" || die "$what: stopped being true (seen: $SEEN)"
-    sleep 0.5
-  done
-  ok "$what (for ${seconds} s)"
-}
+it_begin e2e_forward
 
 # get CODE NUMBER TOKEN -> the case as that hall's GET /api/cases/{number} returns it (HTTP code
 # in HTTP, body in BODY).
@@ -145,11 +99,7 @@ login_all() {
 
 # --- the network -----------------------------------------------------------------------------
 CITY=440600000000 DISTRICT=440604000000 TOWN=440604001000 VILLAGE1=440604001001 VILLAGE2=440604001002
-net_plan "$NET_DATA/foshan.json" 1 1 2
-net_keys
-net_start_buses
-net_start_nodes
-net_wait_joined 90 || die "the tree did not form within 90 s"
+it_network 1 1 2 90
 ok "tree of 5 nodes joined"
 for code in $VILLAGE1 $VILLAGE2; do net_wait_catalogue "$code" 90 || die "no catalogue at $code within 90 s"; done
 for code in $DISTRICT $TOWN $VILLAGE1 $VILLAGE2; do login_all "$code"; done

@@ -11,30 +11,17 @@ TB="$1"; SRC="$2"
 for tool in promtool prometheus jq curl; do
   command -v "$tool" > /dev/null || { echo "metrics: $tool missing (bash ops/setup.sh installs it)" >&2; exit 1; }
 done
-NET="$(mktemp -d "${TMPDIR:-/tmp}/tongban-metrics-XXXXXX")"
-NET_DATA="$SRC/data"
+source "$SRC/tests/integration/lib.sh"
 NET_HEARTBEAT_MS=500
-source "$SRC/ops/lib/network.sh"
+it_begin metrics
 PROM_PID=""
-cleanup() {
-  [ -n "$PROM_PID" ] && kill "$PROM_PID" 2>/dev/null && wait "$PROM_PID" 2>/dev/null
-  net_stop
-  if [ "${KEEP:-0}" = 1 ]; then echo "kept $NET"; else rm -rf "$NET"; fi
-}
-trap cleanup EXIT
-failures=0 passes=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); KEEP=1; }
-ok() { passes=$((passes + 1)); }
+it_on_cleanup() { [ -z "$PROM_PID" ] || { kill "$PROM_PID" 2>/dev/null; wait "$PROM_PID" 2>/dev/null; }; }
 # value FILE 'name{labels}' → the sample's value (empty if absent); labels exactly as rendered.
 value() { awk -v k="$2" '$1 == k { print $2; exit }' "$1"; }
 
 CITY=440600000000 DISTRICT=440604000000 TOWN=440604001000 VILLAGE=440604001001
-net_plan "$NET_DATA/foshan.json" 1 1 1
-net_keys
-net_start_buses
-net_start_nodes
-net_wait_joined 60 || { fail "tree did not form"; exit 1; }
-net_wait_catalogue "$VILLAGE" 90 || { fail "catalogue did not reach the village"; exit 1; }
+it_network 1 1 1
+net_wait_catalogue "$VILLAGE" 90 || die "catalogue did not reach the village"
 
 # One immediate case at the district (concluded on the spot), so its events travel up.
 net_staff "$DISTRICT"
@@ -135,5 +122,3 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
 done
 [ "$up" = 4 ] && ok || fail "Prometheus sees $up of 4 nodes up (log: $NET/prometheus.log)"
 
-echo "metrics: $passes passed, $failures failed"
-[ "$failures" -eq 0 ]
