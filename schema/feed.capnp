@@ -1,7 +1,8 @@
 @0xb3c1d7e25a9f4c61;
 # Feeds (docs/protocol.md "Feeds (pulled down)"): an append-only log of opaque entries that every
 # node pulls from its parent with a cursor, so an entry appended anywhere reaches every node below
-# that point. Both messages travel as payloads of sealed envelopes on tb.<parent>.feed.
+# that point. Request and batch travel as payloads of sealed envelopes on tb.<parent>.feed; the
+# hint, published by the parent when its log grew, on tb.<parent>.feed.head.
 
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("tongban::wire");
@@ -27,4 +28,12 @@ struct FeedBatch {
   afterDigest @3 :Data;        # BLAKE2b-256 of the parent's entry at `after` (empty if none):
                                # the child compares it with the entry it consumed there
   error @4 :Text;              # "MALFORMED: ..." when a verified child's request was refused
+}
+
+# kind 9 (statement, not durable): "my log's head is now `head`". Published by a node on
+# tb.<node>.feed.head soon after its log grew; signer = target = that node. It carries no entries:
+# a child whose cursor is below `head` pulls (kind 7) as it would on a poll, so a forged or
+# replayed hint costs at most one authenticated pull.
+struct FeedHint {
+  head @0 :UInt64;             # the publisher's last index when it sealed the hint
 }

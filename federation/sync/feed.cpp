@@ -58,6 +58,21 @@ Result<RequestMsg> decodeRequest(const Bytes& bytes) {
                                            });
 }
 
+Bytes encodeHint(uint64_t head) {
+  capnp::MallocMessageBuilder b;
+  b.initRoot<wire::FeedHint>().setHead(head);
+  return capnp_io::flatBytes(b);
+}
+
+Result<uint64_t> decodeHint(const Bytes& bytes) {
+  return capnp_io::read<wire::FeedHint>(bytes, "feed hint", 64,
+                                        [](wire::FeedHint::Reader r) -> Result<uint64_t> { return r.getHead(); });
+}
+
+// Refused hints are logged at most this often: a flood must not flood the log (the count is in
+// FeedState::hints_refused_total).
+constexpr DurationMs kHintWarningGapMs = 60 * 1000;
+
 }  // namespace
 
 struct Feed::Batch {
@@ -137,10 +152,14 @@ Result<BatchT> decodeBatch(const Bytes& bytes, uint64_t after, size_t max_entrie
 }  // namespace
 
 std::string feedSubject(const DivisionCode& node) { return "tb." + node.str() + ".feed"; }
+std::string feedHintSubject(const DivisionCode& node) { return "tb." + node.str() + ".feed.head"; }
 
 void registerFeedKinds(KindRegistry& registry) {
   registry.add(kinds::kFeedRequest, {"feed-request", Direction::kUpToParent, /*durable=*/false});
   registry.add(kinds::kFeedBatch, {"feed-batch", Direction::kReply, /*durable=*/false});
+  // Published once for all children, so it is addressed to no one of them (the verifier checks
+  // chain, validity and revocation); the child checks that signer and target are its parent.
+  registry.add(kinds::kFeedHint, {"feed-hint", Direction::kStatement, /*durable=*/false});
 }
 
 Feed::Feed(const Identity& identity, Database& db, const Verifier& verifier, Clock& clock, Transport& transport,
@@ -189,6 +208,14 @@ Status Feed::start() {
   });
   if (!sub) return sub.status().withContext("subscribing to " + feedSubject(identity_.division));
   subscription_ = *sub;
+  if (auto parent = identity_.division.parent()) {
+    auto hints = transport_.subscribe(feedHintSubject(*parent), [this](const InboundMessage& m) {
+      (void)handleHint(m.data);  // refusals are counted and logged there
+    });
+    if (!hints) return hints.status().withContext("subscribing to " + feedHintSubject(*parent));
+    hint_subscription_ = *hints;
+  }
+  hinted_head_ = state_.head;  // children pull at their own start; only growth from now on is hinted
   started_ = true;
   alive_ = std::make_shared<bool>(true);  // callbacks of an earlier start() stay dead
   backoff_ms_ = kFeedRetryInitialMs;
@@ -204,6 +231,13 @@ void Feed::stop() {
   timer_ = 0;
   if (subscription_) transport_.unsubscribe(subscription_);
   subscription_ = 0;
+  if (hint_timer_) clock_.cancel(hint_timer_);
+  hint_timer_ = 0;
+  if (hint_pull_timer_) clock_.cancel(hint_pull_timer_);
+  hint_pull_timer_ = 0;
+  hint_head_ = 0;
+  if (hint_subscription_) transport_.unsubscribe(hint_subscription_);
+  hint_subscription_ = 0;
 }
 
 Result<uint64_t> Feed::readHead() const {
@@ -236,6 +270,7 @@ Result<uint64_t> Feed::append(const Bytes& entry) {
   stmt.bind(1, static_cast<int64_t>(head + 1)).bind(2, entry).bind(3, clock_.now());
   TB_RETURN_IF_ERROR(stmt.run());
   state_.head = head + 1;  // state() re-reads it: a rollback of the caller's transaction undoes this
+  scheduleHint();
   return head + 1;
 }
 
@@ -316,6 +351,120 @@ Bytes Feed::handleRequest(const Bytes& request) {
   const TimeMs fresh = identity_.division.parent() ? state_.fresh_as_of_ms : now;
   p.payload = encodeBatch(*rows, *head, fresh, after_digest, "");
   return sealEnvelope(identity_, p);
+}
+
+// ---- hints to the children ----
+
+void Feed::scheduleHint() {
+  // A village has no children; before start() (and after stop()) nobody is told.
+  if (!started_ || hint_timer_ != 0 || identity_.division.level() == Level::kVillage) return;
+  // The timer runs after the caller's handler returned, so its transaction has committed (or
+  // rolled back: then the head did not grow and nothing is sent).
+  hint_timer_ = clock_.schedule(kFeedHintDelayMs, [this, alive = alive_] {
+    if (!*alive) return;
+    hint_timer_ = 0;
+    publishHint();
+  });
+}
+
+void Feed::publishHint() {
+  const std::string self = identity_.division.str();
+  auto head = readHead();
+  if (!head) {
+    spdlog::warn("[{}] no feed hint sent (children get the entries at their next poll): {}", self,
+                 head.status().toString());
+    return;
+  }
+  if (*head <= hinted_head_) return;
+  SealParams p;
+  p.kind = kinds::kFeedHint;
+  p.timestamp_ms = clock_.now();
+  p.target = identity_.division;  // about our own log, for all our children
+  p.payload = encodeHint(*head);
+  if (auto st = transport_.publish(feedHintSubject(identity_.division), sealEnvelope(identity_, p)); !st.isOk()) {
+    // Not remembered as sent: the next append tries again; meanwhile the children poll.
+    spdlog::debug("[{}] no feed hint sent: {}", self, st.toString());
+    return;
+  }
+  hinted_head_ = *head;
+}
+
+// ---- hints from the parent ----
+
+Status Feed::handleHint(const Bytes& hint) {
+  if (!started_ || !identity_.division.parent()) {
+    return Status(ErrorCode::kFailedPrecondition, "feed at " + identity_.division.str() +
+                                                      " takes hints only while started and below the city");
+  }
+  auto head = verifyHint(hint);
+  if (!head) {
+    ++state_.hints_refused_total;
+    logRefusedHint(head.status());
+    return head.status();
+  }
+  ++state_.hints_total;
+  onHintHead(*head);
+  return Status::ok();
+}
+
+// Size first, then the whole envelope check (signature, chain to the root, validity, revocation),
+// then that it is our parent's hint about its own log and recent, then the tiny payload.
+Result<uint64_t> Feed::verifyHint(const Bytes& hint) const {
+  const DivisionCode parent = *identity_.division.parent();
+  if (hint.size() > kMaxFeedHintBytes) {
+    return Status(ErrorCode::kOversize, "a feed hint of " + std::to_string(hint.size()) + " bytes; the limit is " +
+                                            std::to_string(kMaxFeedHintBytes));
+  }
+  const TimeMs now = clock_.now();
+  TB_ASSIGN_OR_RETURN(auto e, verifier_.open(hint, identity_.division, now, nullptr));
+  if (e.kind != kinds::kFeedHint) {
+    return Status(ErrorCode::kUnauthorized, "kind " + std::to_string(e.kind) + " from " + e.signer.str() + " on " +
+                                                feedHintSubject(parent) + " (only feed hints, kind " +
+                                                std::to_string(kinds::kFeedHint) + ", are taken there)");
+  }
+  if (e.signer != parent || e.target != parent) {
+    return Status(ErrorCode::kUnauthorized, "a feed hint signed by " + e.signer.str() + " about " + e.target.str() +
+                                                "'s log; only our parent " + parent.str() + "'s hints about its own log count");
+  }
+  // Unsigned: the timestamp is the sender's and a signed difference could overflow.
+  if (e.timestamp_ms < now && static_cast<uint64_t>(now) - static_cast<uint64_t>(e.timestamp_ms) >
+                                  static_cast<uint64_t>(kFeedHintMaxAgeMs)) {
+    return Status(ErrorCode::kReplay, "a feed hint from " + parent.str() + " dated " +
+                                          std::to_string(now - e.timestamp_ms) + " ms ago (the limit is " +
+                                          std::to_string(kFeedHintMaxAgeMs) +
+                                          " ms): replayed, or its clock lags ours (polling still works)");
+  }
+  return decodeHint(e.payload);
+}
+
+void Feed::onHintHead(uint64_t head) {
+  if (head <= state_.parent_cursor) return;  // nothing new for us (or an old hint)
+  hint_head_ = std::max(hint_head_, head);
+  if (hint_pull_timer_ != 0) return;  // a hint-triggered pull is already due
+  const TimeMs now = clock_.now();
+  const DurationMs wait = last_hint_pull_ms_ ? std::max<DurationMs>(0, *last_hint_pull_ms_ + kFeedHintPullGapMs - now) : 0;
+  hint_pull_timer_ = clock_.schedule(wait, [this, alive = alive_] {
+    if (!*alive) return;
+    hint_pull_timer_ = 0;
+    startHintPull();
+  });
+}
+
+void Feed::startHintPull() {
+  const uint64_t head = std::exchange(hint_head_, 0);
+  if (head <= state_.parent_cursor) return;  // a pull since the hint already got there
+  last_hint_pull_ms_ = clock_.now();
+  ++state_.hint_pulls_total;
+  pullNow();  // coalesces with a pull in flight: one follows it
+}
+
+void Feed::logRefusedHint(const Status& why) {
+  const TimeMs now = clock_.now();
+  if (last_hint_warning_ms_ && now - *last_hint_warning_ms_ < kHintWarningGapMs) return;
+  last_hint_warning_ms_ = now;
+  spdlog::warn("[{}] refused a feed hint on {} ({} refused so far; at most one such line a minute): {}",
+               identity_.division.str(), feedHintSubject(*identity_.division.parent()), state_.hints_refused_total,
+               why.toString());
 }
 
 // ---- pulling from the parent ----

@@ -11,6 +11,15 @@
 // children get them), the cursor and the freshness all commit together, so a crash either keeps
 // the whole batch or none of it.
 //
+// Hints: polling alone costs up to one poll interval per level. So when a node's own log grows
+// (append, by the node layer or when relaying a batch) it publishes, debounced by
+// kFeedHintDelayMs so that it goes out after the appending transaction committed, a sealed
+// "my head is now N" (kind 9) on tb.<self>.feed.head, which its children subscribe to. A child
+// that verifies the hint (signed by exactly its parent, fresh, small) and whose cursor is below N
+// pulls at once, at most once per kFeedHintPullGapMs (a later hint within the gap defers one
+// pull to its end). A hint carries no entries: the pull stays the only way data moves, so a forged
+// or replayed hint costs at most one authenticated pull. Polling stays the fallback for lost hints.
+//
 // Freshness: after a pull that reached the parent's head, fresh_as_of_ms becomes the parent's
 // reported freshAsOfMs (the city reports its clock). It never moves backwards and survives a
 // restart. While the link is down it stays at the time of the last successful pull.
@@ -26,6 +35,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,6 +57,18 @@ inline constexpr size_t kMaxFeedRequestBytes = 16 * 1024;
 // After a failed pull the next attempt comes after a backoff from this value, doubling (with
 // jitter) up to the poll interval.
 inline constexpr DurationMs kFeedRetryInitialMs = 1000;
+// Hints: published this long after the first append of a burst (one hint per burst), so the
+// appending transaction has committed and a batch relayed to the children is announced once.
+inline constexpr DurationMs kFeedHintDelayMs = 20;
+// At most one pull started because of a hint per this interval: a flood of hints (replayed or
+// from a parent gone wrong) cannot make a child spin.
+inline constexpr DurationMs kFeedHintPullGapMs = 1000;
+// A hint dated further back than this is refused (a replay of an old capture; or the parent's
+// clock lags ours by that much, and then polling alone carries the feed).
+inline constexpr DurationMs kFeedHintMaxAgeMs = 5 * 60 * 1000;
+// A sealed hint is 256 B (the city's) to 768 B (a town's, two certificates); anything over this
+// is refused before its signature is checked.
+inline constexpr size_t kMaxFeedHintBytes = 4 * 1024;
 
 struct FeedSettings {
   DurationMs poll_interval_ms = 30'000;
@@ -64,6 +86,9 @@ struct FeedState {              // for status and "how fresh is my data"
   std::string last_error;       // the last failure or skipped entry (kept after the link recovers, as LinkState's)
   uint64_t skipped_total = 0;   // entries the applier refused for good (kept in feed_rejected)
   uint64_t restarts_total = 0;  // cursor resets because the parent's log went back (restore)
+  uint64_t hints_total = 0;         // hints from the parent accepted
+  uint64_t hints_refused_total = 0; // hints refused (not the parent's, stale, oversize, garbage)
+  uint64_t hint_pulls_total = 0;    // pulls started because of a hint (rate-limited)
 };
 
 // Checks and stores one entry from the parent inside the open transaction. Returns true if it is
@@ -77,6 +102,8 @@ using FeedApplier = std::function<Result<bool>(const Bytes& entry)>;
 
 // tb.<node>.feed: where `node` serves its log to its children.
 std::string feedSubject(const DivisionCode& node);
+// tb.<node>.feed.head: where `node` announces its log's head to its children.
+std::string feedHintSubject(const DivisionCode& node);
 
 class Feed {
  public:
@@ -90,8 +117,8 @@ class Feed {
   // transaction.
   static Status migrate(Database& db);
 
-  // Loads the persisted state, subscribes tb.<self>.feed, pulls from the parent at once and every
-  // poll interval (none for the city). After migrate().
+  // Loads the persisted state, subscribes tb.<self>.feed and the parent's tb.<parent>.feed.head,
+  // pulls from the parent at once and every poll interval (none for the city). After migrate().
   Status start();
   // Unsubscribes and cancels timers; a reply that arrives later is ignored.
   void stop();
@@ -99,6 +126,7 @@ class Feed {
   // Appends an entry to this node's own log, inside the caller's open transaction
   // (kFailedPrecondition otherwise; kInvalidArgument if empty or over kMaxFeedEntryBytes).
   // Returns its index. The feed does not call the applier for it: the caller stores its effect.
+  // Schedules a hint to the children (not at a village: it has none).
   Result<uint64_t> append(const Bytes& entry);
 
   // Pull now (e.g. after the link came back); if a pull is in flight, another follows it.
@@ -116,6 +144,11 @@ class Feed {
   // not a child). Public for tests; the subscription calls it.
   Bytes handleRequest(const Bytes& request);
 
+  // Handles one hint from tb.<parent>.feed.head: OK if it is the parent's (a pull follows if its
+  // head is above our cursor, within the rate limit), else why it was refused (counted, logged
+  // at most once a minute). Public for tests; the subscription calls it.
+  Status handleHint(const Bytes& hint);
+
  private:
   struct Batch;
   void schedulePull(DurationMs delay);
@@ -125,6 +158,12 @@ class Feed {
   Status resetCursor(const std::string& why);
   void onFailure(const std::string& why);
   Result<uint64_t> readHead() const;
+  void scheduleHint();
+  void publishHint();
+  Result<uint64_t> verifyHint(const Bytes& hint) const;
+  void onHintHead(uint64_t head);
+  void startHintPull();
+  void logRefusedHint(const Status& why);
 
   const Identity& identity_;
   Database& db_;
@@ -144,10 +183,19 @@ class Feed {
   Clock::TimerId timer_ = 0;
   DurationMs backoff_ms_ = kFeedRetryInitialMs;
   Transport::SubscriptionId subscription_ = 0;
+  // Publishing hints.
+  Clock::TimerId hint_timer_ = 0;       // the debounce timer; at most one pending
+  uint64_t hinted_head_ = 0;            // the head announced last (nothing is sent unless it grew)
+  // Receiving hints.
+  Transport::SubscriptionId hint_subscription_ = 0;
+  Clock::TimerId hint_pull_timer_ = 0;  // the hint-triggered pull, deferred by the rate limit
+  uint64_t hint_head_ = 0;              // the highest head hinted since the last hint-triggered pull
+  std::optional<TimeMs> last_hint_pull_ms_;
+  std::optional<TimeMs> last_hint_warning_ms_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
-// Registers kinds 7 (feed-request) and 8 (feed-batch).
+// Registers kinds 7 (feed-request), 8 (feed-batch) and 9 (feed-hint).
 void registerFeedKinds(KindRegistry& registry);
 
 }  // namespace tongban

@@ -23,6 +23,7 @@ inline constexpr MessageKind kStatusReply = 5;  // reply, node → whoever asked
 // 4 and 6 are unused (never assigned).
 inline constexpr MessageKind kFeedRequest = 7;  // up, not durable: child asks its parent for entries (sync/feed.h)
 inline constexpr MessageKind kFeedBatch = 8;    // reply, parent → child: the entries after the cursor (sync/feed.h)
+inline constexpr MessageKind kFeedHint = 9;     // statement, parent → its children: "my head is now N" (sync/feed.h)
 }  // namespace kinds
 
 // Registers the federation's kinds with their authority rules.

@@ -4,7 +4,10 @@
 // down level by level, stop at cut links and arrive exactly once after healing; freshness stays
 // at the last successful pull below a cut; a crash resumes from the persisted cursor; a parent
 // restored from an old backup makes its children pull again; non-children and garbage get no
-// answer; an entry the applier refuses for good is skipped and the rest arrive.
+// answer; an entry the applier refuses for good is skipped and the rest arrive. Hints: an entry
+// reaches the village in well under a second with a 10-minute poll; hints not signed by the parent
+// are refused and start no pull; a flood of hints starts at most one pull per kFeedHintPullGapMs;
+// a lost hint is made up for by the next poll.
 #include "federation/sync/feed.h"
 
 #include <map>
@@ -30,6 +33,7 @@ constexpr const char* kTown = "440604001000";
 constexpr const char* kVillage = "440604001001";
 constexpr const char* kOtherDistrict = "440605000000";
 constexpr DurationMs kPollMs = 2000;
+constexpr DurationMs kLongPollMs = 10 * 60 * 1000;  // hints must carry entries, not polls
 
 DivisionCode code(const char* text) { return DivisionCode::parse(text).value(); }
 
@@ -70,7 +74,7 @@ class FeedTest : public ::testing::Test {
     for (auto& [c, n] : nodes_) n.verifier.emplace(Verifier::create(n.identity.root_certificate, &n.kinds).value());
   }
 
-  void start(const std::string& c) {
+  void start(const std::string& c, DurationMs poll_ms = kPollMs) {
     FeedNode& n = nodes_[c];
     n.db = store_testing::openDb(dir_.file(c + ".db"), Synchronous::kOff);
     ASSERT_TRUE(n.db);
@@ -78,7 +82,7 @@ class FeedTest : public ::testing::Test {
     ASSERT_TRUE(n.db->exec("CREATE TABLE IF NOT EXISTS seen (payload BLOB PRIMARY KEY)").isOk());
     n.calls = n.known = 0;
     FeedSettings s;
-    s.poll_interval_ms = kPollMs;
+    s.poll_interval_ms = poll_ms;
     s.request_timeout_ms = 500;
     FeedNode* np = &n;
     auto applier = [np](const Bytes& entry) -> Result<bool> {
@@ -103,8 +107,8 @@ class FeedTest : public ::testing::Test {
     ASSERT_TRUE(st.isOk()) << st.toString();
   }
 
-  void startAll() {
-    for (auto c : {kCity, kDistrict, kTown, kVillage, kOtherDistrict}) start(c);
+  void startAll(DurationMs poll_ms = kPollMs) {
+    for (auto c : {kCity, kDistrict, kTown, kVillage, kOtherDistrict}) start(c, poll_ms);
   }
 
   void crash(const std::string& c) {
@@ -183,6 +187,66 @@ class FeedTest : public ::testing::Test {
     return sealEnvelope(nodes_[signer].identity, p);
   }
 
+  // A hint as `signer` seals it (a node about its own log: target = signer).
+  Bytes sealedHint(const std::string& signer, uint64_t head, std::optional<std::string> target = std::nullopt,
+                   std::optional<TimeMs> at = std::nullopt, MessageKind kind = kinds::kFeedHint) {
+    capnp::MallocMessageBuilder b;
+    b.initRoot<wire::FeedHint>().setHead(head);
+    SealParams p;
+    p.kind = kind;
+    p.timestamp_ms = at.value_or(world_.now());
+    p.target = code(target.value_or(signer).c_str());
+    p.payload = capnp_io::flatBytes(b);
+    return sealEnvelope(nodes_[signer].identity, p);
+  }
+
+  // A client endpoint on `division`'s bus (one per bus).
+  int clientOn(const std::string& division) {
+    auto [it, added] = clients_.try_emplace(division, -1);
+    if (added) it->second = world_.addEndpoint(code(division.c_str()), "client");
+    return it->second;
+  }
+
+  // Publishes `data` on `parent`'s hint subject from its bus, as anyone there could.
+  void publishHint(const std::string& parent, const Bytes& data) {
+    ASSERT_TRUE(world_.transport(clientOn(parent)).publish(feedHintSubject(code(parent.c_str())), data).isOk());
+  }
+
+  // Every hint published on `node`'s hint subject, as a listener on its bus receives it.
+  std::shared_ptr<std::vector<Bytes>> listenToHints(const std::string& node) {
+    auto got = std::make_shared<std::vector<Bytes>>();
+    auto sub = world_.transport(clientOn(node)).subscribe(feedHintSubject(code(node.c_str())),
+                                                          [got](const InboundMessage& m) { got->push_back(m.data); });
+    EXPECT_TRUE(sub.isOk());
+    return got;
+  }
+
+  // Stands in for `parent` (not running): answers every feed request with an empty batch signed by
+  // `parent` that says "you have all I hold", so the child's cursor never reaches a hinted head.
+  // Returns the number of requests seen.
+  std::shared_ptr<int> serveEmptyFeedAs(const std::string& parent) {
+    auto requests = std::make_shared<int>(0);
+    const int endpoint = clientOn(parent);
+    auto sub = world_.transport(endpoint).subscribe(feedSubject(code(parent.c_str())), [=, this](const InboundMessage& m) {
+      ++*requests;
+      auto opened = nodes_[parent].verifier->open(m.data, code(parent.c_str()), world_.now(), nullptr);
+      ASSERT_TRUE(opened.isOk()) << opened.status().toString();
+      capnp::MallocMessageBuilder b;
+      auto batch = b.initRoot<wire::FeedBatch>();
+      batch.setHead(0);
+      batch.setFreshAsOfMs(world_.now());
+      SealParams p;
+      p.kind = kinds::kFeedBatch;
+      p.timestamp_ms = world_.now();
+      p.target = opened->signer;
+      p.payload = capnp_io::flatBytes(b);
+      p.nonce = opened->nonce;
+      (void)world_.transport(endpoint).reply(m, sealEnvelope(nodes_[parent].identity, p));
+    });
+    EXPECT_TRUE(sub.isOk());
+    return requests;
+  }
+
   int count(const std::vector<std::string>& v, const std::string& x) {
     return static_cast<int>(std::count(v.begin(), v.end(), x));
   }
@@ -190,6 +254,7 @@ class FeedTest : public ::testing::Test {
   testing::TempDir dir_;
   sim::SimWorld world_{11, kStart};
   std::map<std::string, FeedNode> nodes_;
+  std::map<std::string, int> clients_;
 };
 
 TEST_F(FeedTest, AnEntryAppendedAtTheCityReachesTheVillageThroughTownAndDistrict) {
@@ -525,6 +590,145 @@ TEST_F(FeedTest, AppendChecksItsTransactionAndTheEntrySize) {
   EXPECT_EQ(n.feed->append(toBytes("z")).value(), 1u);
   ASSERT_TRUE(again->commit().isOk());
   EXPECT_EQ(n.feed->state().head, 1u);
+}
+
+// ---- hints ----
+
+TEST_F(FeedTest, AnEntryAppendedAtTheCityReachesTheVillageInUnderASecondThroughHintsDespiteATenMinutePoll) {
+  startAll(kLongPollMs);
+  runFor(2000);  // the pulls at start are over; the next polls are ten minutes away
+  const TimeMs appended_at = world_.now();
+  appendAt(kCity, {"revoke A-1"});
+  TimeMs arrived_at = 0;
+  while (arrived_at == 0 && world_.now() < appended_at + 10'000) {
+    runFor(10);
+    if (!seen(kVillage).empty()) arrived_at = world_.now();
+  }
+  ASSERT_NE(arrived_at, 0) << "not at the village 10 s after it was appended at the city";
+  RecordProperty("city_to_village_virtual_ms", std::to_string(arrived_at - appended_at));
+  EXPECT_LE(arrived_at - appended_at, 1000) << "three levels, each a hint and one pull";
+  runFor(1000);
+  for (auto c : {kDistrict, kTown, kVillage, kOtherDistrict}) {
+    EXPECT_EQ(seen(c), std::vector<std::string>{"revoke A-1"}) << c;
+    EXPECT_EQ(log(c), std::vector<std::string>{"revoke A-1"}) << c;
+    EXPECT_EQ(state(c).parent_cursor, 1u) << c;
+    EXPECT_EQ(state(c).hints_total, 1u) << c << ": one hint from its parent";
+    EXPECT_EQ(state(c).hint_pulls_total, 1u) << c;
+    EXPECT_EQ(state(c).hints_refused_total, 0u) << c;
+    EXPECT_GE(state(c).fresh_as_of_ms, appended_at) << c;
+  }
+}
+
+TEST_F(FeedTest, ANodePublishesOneHintPerBurstOfAppendsAndNoneForARolledBackAppendOrAtAVillage) {
+  startAll();
+  runFor(3000);
+  auto city_hints = listenToHints(kCity);
+  auto village_hints = listenToHints(kVillage);
+  appendAt(kCity, {"a"});  // three transactions in one handler: one hint, after they committed
+  appendAt(kCity, {"b"});
+  appendAt(kCity, {"c"});
+  runFor(kFeedHintDelayMs + 50);
+  ASSERT_EQ(city_hints->size(), 1u);
+  auto opened = nodes_[kDistrict].verifier->open(city_hints->front(), code(kDistrict), world_.now(), nullptr);
+  ASSERT_TRUE(opened.isOk()) << opened.status().toString();
+  EXPECT_EQ(opened->kind, kinds::kFeedHint);
+  EXPECT_EQ(opened->signer, code(kCity));
+  EXPECT_EQ(opened->target, code(kCity));
+  auto head = capnp_io::read<wire::FeedHint>(opened->payload, "hint", 64,
+                                             [](wire::FeedHint::Reader r) -> Result<uint64_t> { return r.getHead(); });
+  ASSERT_TRUE(head.isOk()) << head.status().toString();
+  EXPECT_EQ(*head, 3u);
+  EXPECT_LE(city_hints->front().size(), kMaxFeedHintBytes);
+
+  {
+    auto txn = nodes_[kCity].db->begin();
+    ASSERT_TRUE(txn.isOk());
+    ASSERT_TRUE(nodes_[kCity].feed->append(toBytes("rolled back")).isOk());
+  }  // dropped: rolled back, the head did not grow
+  runFor(3 * kPollMs);
+  EXPECT_EQ(city_hints->size(), 1u);
+  EXPECT_EQ(log(kVillage), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_TRUE(village_hints->empty()) << "a village has no children to tell";
+}
+
+TEST_F(FeedTest, AHintNotSignedByTheParentOrNotAFreshHintIsRefusedAndStartsNoPull) {
+  start(kTown, kLongPollMs);  // its district does not run: a stand-in serves its feed and counts
+  auto requests = serveEmptyFeedAs(kDistrict);
+  runFor(7 * 60 * 1000);  // late enough that a hint dated six minutes back is still under valid certificates
+  ASSERT_EQ(*requests, 1) << "the pull at start; the next poll is ten minutes after it";
+
+  Bytes good = sealedHint(kDistrict, 5);
+  Bytes flipped = good;
+  flipped[flipped.size() / 2] ^= 0x40;
+  const std::vector<std::pair<Bytes, ErrorCode>> refused = {
+      {sealedHint(kOtherDistrict, 5), ErrorCode::kUnauthorized},             // a sibling of the parent
+      {sealedHint(kOtherDistrict, 5, kDistrict), ErrorCode::kUnauthorized},  // ... about the parent's log
+      {sealedHint(kCity, 5), ErrorCode::kUnauthorized},                      // the grandparent
+      {sealedHint(kCity, 5, kDistrict), ErrorCode::kUnauthorized},
+      {sealedHint(kVillage, 5, kDistrict), ErrorCode::kUnauthorized},        // a child of the town
+      {sealedHint(kTown, 5, kDistrict), ErrorCode::kUnauthorized},           // itself
+      {sealedHint(kDistrict, 5, kTown), ErrorCode::kUnauthorized},           // the parent, about another log
+      {sealedHint(kDistrict, 5, kTown, std::nullopt, kinds::kFeedBatch), ErrorCode::kUnauthorized},  // other kind
+      {sealedHint(kDistrict, 5, std::nullopt, world_.now() - kFeedHintMaxAgeMs - 60'000), ErrorCode::kReplay},
+      {Bytes(kMaxFeedHintBytes + 1, 0), ErrorCode::kOversize},
+      {toBytes("definitely not capnp"), ErrorCode::kMalformed},
+      {flipped, ErrorCode::kBadSignature},
+  };
+  Feed& town = *nodes_[kTown].feed;
+  for (size_t i = 0; i < refused.size(); ++i) {
+    EXPECT_EQ(town.handleHint(refused[i].first).code(), refused[i].second) << "case " << i;
+    publishHint(kDistrict, refused[i].first);
+  }
+  runFor(5000);
+  EXPECT_EQ(*requests, 1) << "no refused hint started a pull";
+  EXPECT_EQ(state(kTown).hints_refused_total, 2 * refused.size());
+  EXPECT_EQ(state(kTown).hints_total, 0u);
+  EXPECT_EQ(state(kTown).hint_pulls_total, 0u);
+  EXPECT_EQ(state(kTown).link, "up") << "refused hints are not link failures";
+
+  // The parent's own hint, published the same way, does start one.
+  publishHint(kDistrict, good);
+  runFor(200);
+  EXPECT_EQ(*requests, 2);
+  EXPECT_EQ(state(kTown).hints_total, 1u);
+  EXPECT_EQ(state(kTown).hint_pulls_total, 1u);
+}
+
+TEST_F(FeedTest, AFloodOfReplayedHintsStartsAtMostOnePullPerGap) {
+  start(kTown, kLongPollMs);
+  auto requests = serveEmptyFeedAs(kDistrict);
+  runFor(1000);
+  ASSERT_EQ(*requests, 1);
+  // One real hint of the district's, captured and replayed every 10 ms for 10 s: its head (1000)
+  // stays above the town's cursor, so each copy alone would ask for a pull.
+  const Bytes captured = sealedHint(kDistrict, 1000);
+  const TimeMs from = world_.now();
+  constexpr int kCopies = 1000;
+  constexpr DurationMs kFloodMs = 10 * kCopies;
+  for (int i = 0; i < kCopies; ++i) world_.at(from + 10 * i, [this, &captured] { publishHint(kDistrict, captured); });
+  runFor(kFloodMs + 2000);
+  const int allowed = static_cast<int>(kFloodMs / kFeedHintPullGapMs) + 1;
+  EXPECT_EQ(state(kTown).hints_total, static_cast<uint64_t>(kCopies));
+  EXPECT_LE(state(kTown).hint_pulls_total, static_cast<uint64_t>(allowed));
+  EXPECT_LE(*requests - 1, allowed) << "at most one pull per " << kFeedHintPullGapMs << " ms";
+  EXPECT_GE(*requests - 1, allowed - 2) << "but a hint above the cursor does bring one pull per gap";
+}
+
+TEST_F(FeedTest, WhenAHintIsLostTheNextPollStillDeliversTheEntry) {
+  startAll();
+  runFor(5000);
+  auto district_hints = listenToHints(kDistrict);
+  const uint64_t town_hints = state(kTown).hints_total;
+  world_.setLinkUp(code(kTown), false);
+  appendAt(kDistrict, {"revoke D-9"});
+  runFor(200);  // the district's hint goes out while the town's link is cut
+  world_.setLinkUp(code(kTown), true);
+  ASSERT_EQ(district_hints->size(), 1u) << "the hint was published";
+  EXPECT_EQ(state(kTown).hints_total, town_hints) << "and lost on the way to the town";
+  EXPECT_TRUE(seen(kTown).empty());
+  runFor(kPollMs + 1000);  // the next poll (or a backoff retry, shorter, if one failed at the cut)
+  EXPECT_EQ(seen(kTown), std::vector<std::string>{"revoke D-9"});
+  EXPECT_EQ(seen(kVillage), std::vector<std::string>{"revoke D-9"}) << "the town's own hint went through";
 }
 
 }  // namespace
