@@ -34,6 +34,10 @@ struct CatalogueItem {
   jointDepartments @12 :List(Text);
   issues @13 :Text;            # credential kind issued on approval
   contact @14 :Text;
+  validityDays @15 :Int32 = -1;  # how long the credential it issues is valid: N days after the
+                                 # issue day; 0 = long-term (长期, no end date); -1 = not stated
+                                 # (the issuer's default, five years). Added after @14: a catalogue
+                                 # sealed before it reads as -1.
 }
 
 # kind 100 (durable, up, relayed to every ancestor): one step of one case.

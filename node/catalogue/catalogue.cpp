@@ -35,6 +35,18 @@ using capnp_io::text;
 // Catalogue documents are small (hundreds of items); the cap keeps a hostile one small too.
 constexpr size_t kMaxCatalogueBytes = 4 << 20;
 
+// validityDays on the wire when the catalogue states none (the schema's default, so catalogues
+// sealed before the field existed read the same way).
+constexpr int32_t kValidityNotStated = -1;
+
+Result<std::optional<int>> decodeValidityDays(int32_t days, const std::string& code) {
+  if (days == kValidityNotStated) return std::optional<int>();
+  if (days < 0 || days > kMaxValidityDays) {
+    return Status(ErrorCode::kMalformed, "catalogue item " + code + " has validity of " + std::to_string(days) + " days");
+  }
+  return std::optional<int>(days);
+}
+
 const std::vector<Migration> kCatalogueMigrations = {
     {1,
      "CREATE TABLE catalogue_versions ("
@@ -53,6 +65,25 @@ std::string contentHashOf(Catalogue c) {
   c.version = 0;
   c.published_at_ms = 0;
   return contentHash(encodeCatalogue(c));
+}
+
+// "validity_days": a whole number of days, 0 meaning long-term (长期). Only an item that issues a
+// credential has a validity to state; on any other item the field is a mistake worth naming.
+Result<std::optional<int>> parseValidityDays(const nlohmann::json& item, const std::string& where, bool issues) {
+  if (!item.contains("validity_days")) return std::optional<int>();
+  const nlohmann::json& v = item["validity_days"];
+  if (!issues) {
+    return Status(ErrorCode::kInvalidArgument, where + ": \"validity_days\" is set but the item issues no credential "
+                                                       "(add \"issues\" or remove \"validity_days\")");
+  }
+  const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(kMaxValidityDays)
+                                               : v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= kMaxValidityDays;
+  if (!in_range) {
+    return Status(ErrorCode::kInvalidArgument, where + ": \"validity_days\" must be a whole number of days from 0 "
+                                                       "(long-term, no end date) to " + std::to_string(kMaxValidityDays) +
+                                                       " (100 years), not " + v.dump());
+  }
+  return std::optional<int>(static_cast<int>(v.get<int64_t>()));
 }
 }  // namespace
 
@@ -166,6 +197,7 @@ Result<Catalogue> parseCatalogueJson(const std::string& json_text, uint64_t vers
       return Status(ErrorCode::kInvalidArgument, where + ": a joint item lists at least two joint_departments");
     }
     TB_ASSIGN_OR_RETURN(item.issues, str("issues", false));
+    TB_ASSIGN_OR_RETURN(item.validity_days, parseValidityDays(j, where, !item.issues.empty()));
     TB_ASSIGN_OR_RETURN(item.contact, str("contact", false));
     c.items.push_back(std::move(item));
   }
@@ -206,6 +238,7 @@ Bytes encodeCatalogue(const Catalogue& c) {
     for (unsigned d = 0; d < it.joint_departments.size(); ++d) deps.set(d, it.joint_departments[d]);
     w.setIssues(it.issues);
     w.setContact(it.contact);
+    w.setValidityDays(it.validity_days.value_or(kValidityNotStated));
   }
   return capnp_io::flatBytes(b);
 }
@@ -242,6 +275,7 @@ Result<Catalogue> decodeCatalogue(const Bytes& bytes) {
       for (auto d : w.getJointDepartments()) it.joint_departments.push_back(text(d));
       it.issues = text(w.getIssues());
       it.contact = text(w.getContact());
+      TB_ASSIGN_OR_RETURN(it.validity_days, decodeValidityDays(w.getValidityDays(), it.code));
       c.items.push_back(std::move(it));
     }
     return c;

@@ -36,9 +36,17 @@ struct CatalogueItem {
   std::vector<std::string> joint_departments; // joint items: one review each
   std::string issues;            // credential kind issued on approval
   std::string contact;
+  // How long the credential it issues is valid: the given number of days after the issue day;
+  // 0 = long-term (长期, no end date); unset = the catalogue does not say, and the issuer's
+  // default applies (CredentialSettings, five years). Only items that issue something set it.
+  std::optional<int> validity_days;
 
   bool acceptableAt(Level level) const;
 };
+
+// The longest validity an item may state: 100 years. Longer is a typo, not a licence (a
+// licence without an end is "validity_days": 0).
+inline constexpr int kMaxValidityDays = 36525;
 
 struct Catalogue {
   uint64_t version = 0;
@@ -51,9 +59,10 @@ struct Catalogue {
 
 // Reads the authoring format (data/catalog.json). Every item is checked: unique code, known
 // kind and levels, at least one accept level, committed days within legal days (0 exactly for
-// immediate items), joint items list their departments. The decide level is the lowest level
-// with authority: that level and every level above it may decide. Errors name the item and
-// the field.
+// immediate items), joint items list their departments, and an optional "validity_days" is a
+// whole number from 0 (long-term) to kMaxValidityDays on an item that `issues` something
+// (absent: the issuer's default). The decide level is the lowest level with authority: that
+// level and every level above it may decide. Errors name the item and the field.
 Result<Catalogue> parseCatalogueJson(const std::string& json_text, uint64_t version, TimeMs published_at_ms);
 
 Bytes encodeCatalogue(const Catalogue& catalogue);

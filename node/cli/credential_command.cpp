@@ -62,6 +62,11 @@ int64_t num(const json& j, const char* key) {
 
 // ---- printing a credential and a verification (the API's JSON shapes) ----
 
+// The last valid day, or what a null one means: the credential has no end date.
+std::string validUntilText(const json& c) {
+  return c.contains("valid_until") && c["valid_until"].is_string() ? str(c, "valid_until") : "long-term (长期), no end date";
+}
+
 void printCredential(const json& c, const std::string& indent) {
   std::cout << indent << "credential  " << str(c, "number") << " version " << num(c, "version") << ", "
             << str(c, "kind") << "\n"
@@ -70,9 +75,7 @@ void printCredential(const json& c, const std::string& indent) {
             << str(c, "case_number") << " accepted at " << str(c, "origin") << "\n"
             << indent << "issued by   " << str(c, "issuer_name") << " (" << str(c, "issuer") << ") at "
             << formatTime(num(c, "issued_at_ms")) << "\n"
-            << indent << "valid       " << str(c, "valid_from") << " .. "
-            << (c.contains("valid_until") && c["valid_until"].is_string() ? str(c, "valid_until") : "(no end)")
-            << "\n";
+            << indent << "valid       " << str(c, "valid_from") << " .. " << validUntilText(c) << "\n";
   if (c.contains("facts") && c["facts"].is_object() && !c["facts"].empty()) {
     std::cout << indent << "facts      ";
     for (const auto& [k, v] : c["facts"].items()) std::cout << " " << k << "=" << (v.is_string() ? v.get<std::string>() : v.dump());
@@ -253,7 +256,8 @@ int verifyOffline(const VerifyArgs& a, const std::string& text, const Bytes& sea
                        {"origin", c->origin}, {"valid_from", CivilDate::fromTimeMs(c->valid_from_ms).toString()},
                        {"valid_from_ms", c->valid_from_ms},
                        {"valid_until", c->valid_until_ms ? json(CivilDate::fromTimeMs(c->valid_until_ms - 1).toString()) : json(nullptr)},
-                       {"valid_until_ms", c->valid_until_ms}, {"facts", facts}, {"issued_at_ms", c->issued_at_ms}};
+                       {"valid_until_ms", c->valid_until_ms}, {"long_term", c->valid_until_ms == 0}, {"facts", facts},
+                       {"issued_at_ms", c->issued_at_ms}};
   // Authority: the signer is the issuer the document and its number name, and covers the hall
   // that accepted the case; with the catalogue, also the item's decide level and credential kind.
   const std::string signer = opened->signer.str();
@@ -282,7 +286,8 @@ int verifyOffline(const VerifyArgs& a, const std::string& text, const Bytes& sea
     return finish("expired", "expired after " + CivilDate::fromTimeMs(c->valid_until_ms - 1).toString());
   }
   return finish("valid", "genuine signature and chain, issued by " + issuer + "; " + authority + "; valid" +
-                             (c->valid_until_ms ? " until " + CivilDate::fromTimeMs(c->valid_until_ms - 1).toString() : "") +
+                             (c->valid_until_ms ? " until " + CivilDate::fromTimeMs(c->valid_until_ms - 1).toString()
+                                                : " with no end date (long-term, 长期)") +
                              "; revocation status NOT checked");
 }
 
@@ -348,7 +353,7 @@ int credList(const CredArgs& a) {
   for (const auto& c : out["credentials"]) {
     const std::string status = c["status"].is_object() ? str(c["status"], "status") : "active";
     std::cout << str(c, "number") << " v" << num(c, "version") << "  " << str(c, "kind") << "  " << status << "  valid "
-              << str(c, "valid_from") << " .. " << (c["valid_until"].is_string() ? str(c, "valid_until") : "") << "  by "
+              << str(c, "valid_from") << " .. " << validUntilText(c) << "  by "
               << str(c, "issuer_name") << "\n";
   }
   return 0;
@@ -375,7 +380,8 @@ int credSetStatus(const CredArgs& a, const std::string& status) {
 int credRenew(const CredArgs& a) {
   json facts;
   if (!pairsToJson(a.facts, "--fact", &facts)) return kExitError;
-  json body = {{"valid_until", a.valid_until}, {"facts", facts}};
+  json body = {{"facts", facts}};
+  if (!a.valid_until.empty()) body["valid_until"] = a.valid_until;  // else the item's period from today
   json c;
   if (int rc = checkReply(httpCall(a.url, "POST", "/api/credentials/" + percentEncode(a.number) + "/renew", body.dump(),
                               sessionToken(a.token)),
@@ -495,7 +501,8 @@ void registerCredentialCommands(CLI::App& app, int* exit_code) {
   auto* rn = cred->add_subcommand("renew", "Renew a credential at its issuer: same number, next version; the old one is superseded");
   url(rn);
   rn->add_option("--number", a.number, "Credential number")->required();
-  rn->add_option("--valid-until", a.valid_until, "Last valid day, YYYY-MM-DD (CST)")->required();
+  rn->add_option("--valid-until", a.valid_until,
+                 "Last valid day, YYYY-MM-DD (CST), within the item's period (default: the item's period from today)");
   rn->add_option("--fact", a.facts, "name=value of a key fact (repeatable; replaces the facts when given)");
   rn->callback([exit_code] { *exit_code = credRenew(a); });
 

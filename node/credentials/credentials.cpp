@@ -38,6 +38,8 @@ const std::vector<Migration> kCredentialMigrations = {
      "  received_ms INTEGER NOT NULL);"},
 };
 
+constexpr DurationMs kDayMs = 24LL * 3600 * 1000;
+
 // The issuer a credential number names ("440604000000-L00000007" → 440604000000).
 Result<DivisionCode> issuerOf(const std::string& number) {
   const auto dash = number.find("-L");
@@ -70,6 +72,48 @@ struct CredentialService::Impl {
   CredentialSettings settings;
 
   const DivisionCode& self() const { return identity->division; }
+
+  // How long a credential of `item` is valid, or nothing for a long-term one (长期, no end). An
+  // item that states no period gets the default (0 there also meaning no end, as it always did).
+  std::optional<DurationMs> periodOf(const CatalogueItem& item) const {
+    const DurationMs period = item.validity_days ? *item.validity_days * kDayMs : settings.default_validity_ms;
+    return period > 0 ? std::optional<DurationMs>(period) : std::nullopt;
+  }
+
+  // The exclusive end of a credential of `item` issued or renewed at `now`: the end (CST) of the
+  // N-th day after that day (the day itself does not count, as 《民法典》第二百零一条 counts
+  // periods), or 0 (no end) for a long-term item.
+  TimeMs validUntil(const CatalogueItem& item, TimeMs now) const {
+    const auto period = periodOf(item);
+    return period ? endOfDayMs(CivilDate::fromTimeMs(now + *period)) : 0;
+  }
+
+  // The validity end of a renewal at `now`: the item's period restarted from `now`, as at
+  // issuance, or the `requested` end when it is within that period (an issuer may shorten a
+  // licence, not make a 90-day permit last years). With the item gone from the catalogue only
+  // an explicit end can be used.
+  Result<TimeMs> renewedUntil(const CredentialInfo& cred, std::optional<TimeMs> requested, TimeMs now) const {
+    if (requested && *requested != 0 && *requested <= now) {
+      return Status(ErrorCode::kInvalidArgument, "the renewed validity must end in the future");
+    }
+    const Catalogue* cat = catalogue->current();
+    const CatalogueItem* item = cat ? cat->find(cred.item_code) : nullptr;
+    if (!item) {
+      if (requested) return *requested;
+      return Status(ErrorCode::kFailedPrecondition, "item " + cred.item_code + " of " + cred.number +
+                                                        " is not in this node's catalogue, so its validity period is "
+                                                        "unknown: give the last valid day explicitly");
+    }
+    const TimeMs longest = validUntil(*item, now);
+    if (!requested) return longest;
+    if (longest != 0 && (*requested == 0 || *requested > longest)) {
+      return Status(ErrorCode::kInvalidArgument, item->code + " credentials are valid for at most " +
+                                                     std::to_string(*periodOf(*item) / kDayMs) + " days: renewed on " +
+                                                     CivilDate::fromTimeMs(now).toString() + ", it may be valid until " +
+                                                     CivilDate::fromTimeMs(longest - 1).toString() + " at the latest");
+    }
+    return *requested;
+  }
 
   // The payload of a document stored after it was verified. Opened again rather than trusted
   // from columns; any time will do as "now" (the checks that matter use the document's own time).
@@ -300,7 +344,7 @@ Result<std::string> CredentialService::issue(const CaseRecord& c, TimeMs now) {
   cred.case_number = c.number;
   cred.origin = c.held_for.empty() ? m.self().str() : c.held_for;
   cred.valid_from_ms = now;
-  cred.valid_until_ms = m.settings.default_validity_ms > 0 ? endOfDayMs(CivilDate::fromTimeMs(now + m.settings.default_validity_ms)) : 0;
+  cred.valid_until_ms = m.validUntil(*item, now);
   cred.facts = c.facts;
   cred.issued_at_ms = now;
   Bytes sealed = signCredential(*m.identity, cred);
@@ -310,7 +354,8 @@ Result<std::string> CredentialService::issue(const CaseRecord& c, TimeMs now) {
   return cred.number;
 }
 
-Result<Bytes> CredentialService::renew(const std::string& number, TimeMs valid_until_ms, const Pairs& facts, TimeMs now) {
+Result<Bytes> CredentialService::renew(const std::string& number, std::optional<TimeMs> valid_until_ms, const Pairs& facts,
+                                       TimeMs now) {
   Impl& m = *impl_;
   TB_ASSIGN_OR_RETURN(auto txn, m.db->begin());
   TB_ASSIGN_OR_RETURN(auto held, sealed(number));
@@ -329,10 +374,10 @@ Result<Bytes> CredentialService::renew(const std::string& number, TimeMs valid_u
       return Status(ErrorCode::kInvalidArgument, "each fact needs a name, and name and value at most 500 bytes");
     }
   }
-  if (valid_until_ms != 0 && valid_until_ms <= now) return Status(ErrorCode::kInvalidArgument, "the renewed validity must end in the future");
+  TB_ASSIGN_OR_RETURN(const TimeMs until, m.renewedUntil(cred, valid_until_ms, now));
   cred.version += 1;
   cred.valid_from_ms = now;
-  cred.valid_until_ms = valid_until_ms;
+  cred.valid_until_ms = until;
   if (!facts.empty()) cred.facts = facts;
   cred.issued_at_ms = now;
   Bytes renewed = signCredential(*m.identity, cred);
@@ -550,7 +595,8 @@ Verification CredentialService::verify(const Bytes& sealed_credential, TimeMs no
   } else {
     v.verdict = "valid";
     v.reason = std::string("genuine, issued by ") + issuer + " with authority for " + c.item_code + ", valid" +
-               (c.valid_until_ms ? " until " + CivilDate::fromTimeMs(c.valid_until_ms - 1).toString() : "") +
+               (c.valid_until_ms ? " until " + CivilDate::fromTimeMs(c.valid_until_ms - 1).toString()
+                                 : " with no end date (long-term, 长期)") +
                "; no revocation or suspension known here";
   }
   return v;

@@ -4,9 +4,10 @@
 //
 // Issuance. Concluding an approved case at the node of the item's decide level issues the
 // item's credential (catalogue `issues`), sealed by that node: the envelope carries its chain to
-// the city root and its timestamp is the issue time. A receiver accepts a credential only if
-// the signer is its issuer, the issuer's level is the item's decide level in the catalogue, and
-// the issuer covers the hall that accepted the case.
+// the city root and its timestamp is the issue time. Its validity is the catalogue item's
+// `validity_days` (0: long-term, no end date), or the default when the item states none. A
+// receiver accepts a credential only if the signer is its issuer, the issuer's level is the
+// item's decide level in the catalogue, and the issuer covers the hall that accepted the case.
 //
 // Replication. A credential, a status record or an identity record goes up through the outbox
 // to every ancestor (each stores it and relays it in one transaction), and a forwarded case's
@@ -112,7 +113,9 @@ struct Verification {
 };
 
 struct CredentialSettings {
-  DurationMs default_validity_ms = 5LL * 365 * 24 * 3600 * 1000;  // when the case names none
+  // For an item whose catalogue entry states no "validity_days" (a catalogue written before the
+  // field existed): the validity it has always had.
+  DurationMs default_validity_ms = 5LL * 365 * 24 * 3600 * 1000;
 };
 
 class CredentialService {
@@ -137,8 +140,11 @@ class CredentialService {
   // credential and returns its number (kFailedPrecondition if the item issues none or this node
   // may not issue it).
   Result<std::string> issue(const CaseRecord& c, TimeMs now);
-  // The issuer renews a credential: same number, next version, new validity end and facts.
-  Result<Bytes> renew(const std::string& number, TimeMs valid_until_ms,
+  // The issuer renews a credential: same number, next version, valid from `now`, new facts when
+  // given. Without `valid_until_ms` the validity restarts from `now` for the item's period, as
+  // at issuance (long-term stays long-term). An explicit end (exclusive; 0 = none) may shorten
+  // that period but not exceed it (kInvalidArgument, naming the latest day allowed).
+  Result<Bytes> renew(const std::string& number, std::optional<TimeMs> valid_until_ms,
                       const std::vector<std::pair<std::string, std::string>>& facts, TimeMs now);
   // Revokes, suspends or reinstates ("active") a credential: this node must be its issuer or an
   // ancestor of it. Revoked is final.

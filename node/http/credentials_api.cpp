@@ -61,6 +61,7 @@ json credentialJson(const CredentialInfo& c) {
           {"valid_from_ms", c.valid_from_ms},
           {"valid_until", c.valid_until_ms ? json(lastDay(c.valid_until_ms)) : json(nullptr)},
           {"valid_until_ms", c.valid_until_ms},
+          {"long_term", c.valid_until_ms == 0},  // 长期: no end date (valid_until is null)
           {"facts", pairsJson(c.facts)},
           {"issued_at_ms", c.issued_at_ms}};
 }
@@ -286,13 +287,18 @@ void registerCredentialsApi(Router& router, Node& node) {
                if (auto err = checkNumber(number)) return *err;
                auto doc = objectBody(req.body);
                if (!doc) return errorResponse(doc.status());
-               auto until = stringField(*doc, "valid_until", true);
-               if (!until) return errorResponse(until.status());
-               auto day = CivilDate::parse(*until);
-               if (!day) return bad("\"valid_until\" must be a date YYYY-MM-DD (the last valid day, CST)");
+               // Without "valid_until" (or null) the item's period restarts from now, as at issuance.
+               std::optional<TimeMs> until_ms;
+               if (doc->contains("valid_until") && !(*doc)["valid_until"].is_null()) {
+                 auto until = stringField(*doc, "valid_until", true);
+                 if (!until) return errorResponse(until.status());
+                 auto day = CivilDate::parse(*until);
+                 if (!day) return bad("\"valid_until\" must be a date YYYY-MM-DD (the last valid day, CST)");
+                 until_ms = endOfDayMs(*day);
+               }
                auto facts = pairsField(*doc, "facts", 32, 500);
                if (!facts) return errorResponse(facts.status());
-               auto renewed = n->credentials().renew(number, endOfDayMs(*day), *facts, now());
+               auto renewed = n->credentials().renew(number, until_ms, *facts, now());
                if (!renewed) return errorResponse(renewed.status());
                auto c = n->credentials().listByNumber(number);
                if (!c) return errorResponse(c.status());

@@ -76,15 +76,18 @@ check '.credentials | length == 1' "one credential for the shop"
 verify_at "$V" "$TEXT"
 expect 200 "" "verify at $VB"
 check '.verdict == "valid" and .credential.number == "'$CRED'" and .chain[0].division == "440604000000" and (.root | contains("440600000000"))' "valid at the other district's village"
-check '.status_fresh_as_of_ms > 0 and (.status_fresh_as_of | endswith("CST")) and .credential.valid_until != null' "freshness and validity in the answer"
+check '.status_fresh_as_of_ms > 0 and (.status_fresh_as_of | endswith("CST"))' "freshness in the answer"
+# A business licence is long-term in data/catalog.json (validity_days 0): no end date.
+check '.credential.valid_until == null and .credential.valid_until_ms == 0 and .credential.long_term == true and (.reason | contains("no end date"))' "a long-term licence has no end date"
 call POST "$V" /api/credentials/verify "" "$TEXT" text/plain
 check '.verdict == "valid"' "raw text/plain body"
 out=$("$TB" verify --url "$V" --text "$TEXT") && rc=0 || rc=$?
 [ "$rc" = 0 ] && grep -q '^VALID' <<< "$out" && grep -q '禅城区 (440604000000, district)' <<< "$out" && grep -q 'has reached this station' <<< "$out" \
-  && ok || fail "tongban verify --url: rc $rc: $out"
+  && grep -q '^valid .* \.\. long-term (长期)' <<< "$out" && ok || fail "tongban verify --url: rc $rc: $out"
 echo "$TEXT" > "$NET/licence.txt"
 out=$("$TB" verify --root "$NET/root.cert" --file "$NET/licence.txt" --catalogue "$NET_DATA/catalog.json") && rc=0 || rc=$?
-[ "$rc" = 0 ] && grep -q 'NOT checked' <<< "$out" && grep -q 'with authority for SC-0001' <<< "$out" && ok || fail "offline verify: rc $rc: $out"
+[ "$rc" = 0 ] && grep -q 'NOT checked' <<< "$out" && grep -q 'with authority for SC-0001' <<< "$out" && grep -q 'no end date' <<< "$out" \
+  && ok || fail "offline verify: rc $rc: $out"
 out=$("$TB" verify --keys "$NET/keys/$VB" --text "$TEXT" --json) && rc=0 || rc=$?
 [ "$rc" = 0 ] && jq -e '.verdict == "valid" and .status_checked == false' <<< "$out" > /dev/null && ok || fail "offline verify --keys: rc $rc: $out"
 
@@ -126,6 +129,9 @@ TEXT2=$(jq -r .text <<< "$BODY_OUT")
 wait_verdict "$V" "$TEXT" superseded 30 && ok || fail "the old version is not superseded at $VB: $BODY_OUT"
 verify_at "$V" "$TEXT2"
 check '.verdict == "valid" and .credential.version == 2' "the renewed version is valid at $VB"
+call POST "$D" "/api/credentials/$CRED/renew" "$APPROVE" '{}'
+expect 200 "" "renewal without a date"
+check '.version == 3 and .valid_until == null and .long_term == true' "a renewal without a date restarts the item's period: long-term again"
 
 # --- revocation at the district reaches the other district's village ---
 call POST "$D" "/api/credentials/$CRED/status" "$CLERK" '{"status":"revoked","reason":"closed"}'

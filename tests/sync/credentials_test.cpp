@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "federation/trust/certificate.h"
+#include "node/calendar/calendar.h"
 #include "node/credentials/credentials.h"
 #include "node/lookup/lookup.h"
 #include "tests/support/sim_tree.h"
@@ -77,6 +78,21 @@ class CredentialTest : public testing::SimTree {
     const std::string credential = at(kDistrict).cases().get(number)->credential;
     EXPECT_FALSE(credential.empty()) << "concluding an approved SC-0001 case issues a business licence";
     return {credential, sealedOf(kDistrict, credential)};
+  }
+
+  // A social-insurance certificate (SI-0001: immediate, decided at the village, valid 90 days in
+  // data/catalog.json), issued on the spot at the other village.
+  std::pair<std::string, Bytes> socialInsuranceCertificate() {
+    const std::string number = concludeCase(kOtherVillage, kOtherVillage, "SI-0001", kPerson);
+    const std::string credential = at(kOtherVillage).cases().get(number)->credential;
+    EXPECT_FALSE(credential.empty()) << "concluding SI-0001 issues its certificate";
+    return {credential, sealedOf(kOtherVillage, credential)};
+  }
+
+  CredentialInfo held(const char* code, const std::string& number) {
+    auto c = at(code).credentials().listByNumber(number);
+    EXPECT_TRUE(c.isOk() && c->has_value()) << number << " not held at " << code;
+    return c.isOk() && *c ? **c : CredentialInfo{};
   }
 
   CredentialInfo draft(const std::string& issuer, const std::string& number, TimeMs issued_at) {
@@ -184,6 +200,70 @@ TEST_F(CredentialTest, ACredentialPastItsValidityIsExpired) {
   EXPECT_EQ(at(kVillage).credentials().verify(sealed, world_.now()).verdict, "valid");
   Verification later = at(kVillage).credentials().verify(sealed, world_.now() + 2 * kDay);
   EXPECT_EQ(later.verdict, "expired") << later.reason;
+}
+
+// Validity comes from the catalogue: a business licence (SC-0001) is long-term (长期).
+TEST_F(CredentialTest, ALongTermItemsCredentialHasNoEndAndIsStillValidDecadesLater) {
+  startAll();
+  auto [number, sealed] = businessLicence();
+  Verification v = at(kOtherVillage).credentials().verify(sealed, world_.now() + 50 * 365 * kDay);
+  EXPECT_EQ(v.verdict, "valid") << v.reason;
+  ASSERT_TRUE(v.credential.has_value());
+  EXPECT_EQ(v.credential->valid_until_ms, 0) << "0 is the document's 'no end'";
+  EXPECT_NE(v.reason.find("no end date"), std::string::npos) << v.reason;
+}
+
+// SI-0001 is valid 90 days after its issue day: through the end of day 90, expired on day 91.
+TEST_F(CredentialTest, ANinetyDayItemsCredentialIsValidOnItsLastDayAndExpiredTheDayAfter) {
+  startAll();
+  auto [number, sealed] = socialInsuranceCertificate();
+  const TimeMs issued = held(kOtherVillage, number).issued_at_ms;
+  const CivilDate last_day = CivilDate::fromTimeMs(issued + 90 * kDay);
+  EXPECT_EQ(held(kOtherVillage, number).valid_until_ms, endOfDayMs(last_day));
+  EXPECT_EQ(at(kVillage).credentials().verify(sealed, issued + 90 * kDay).verdict, "valid");
+  Verification later = at(kVillage).credentials().verify(sealed, issued + 91 * kDay);
+  EXPECT_EQ(later.verdict, "expired") << later.reason;
+  EXPECT_NE(later.reason.find(last_day.toString()), std::string::npos) << later.reason;
+}
+
+// Renewed 60 days on (the renewal's own time, injected), at the issuer. Nothing runs afterwards,
+// so no other node is handed a record dated ahead of its clock.
+TEST_F(CredentialTest, ARenewalRestartsTheItemsPeriodFromTheRenewalDay) {
+  startAll();
+  auto [number, first] = socialInsuranceCertificate();
+  const TimeMs renewed_at = world_.now() + 60 * kDay;
+  auto renewed = at(kOtherVillage).credentials().renew(number, std::nullopt, {}, renewed_at);
+  ASSERT_TRUE(renewed.isOk()) << renewed.status().toString();
+  const CredentialInfo now_held = held(kOtherVillage, number);
+  EXPECT_EQ(now_held.version, 2u);
+  EXPECT_EQ(now_held.valid_from_ms, renewed_at);
+  EXPECT_EQ(now_held.valid_until_ms, endOfDayMs(CivilDate::fromTimeMs(renewed_at + 90 * kDay)));
+  CredentialService& village = at(kOtherVillage).credentials();
+  EXPECT_EQ(village.verify(*renewed, world_.now() + 91 * kDay).verdict, "valid") << "the first period no longer ends it";
+  EXPECT_EQ(village.verify(*renewed, renewed_at + 91 * kDay).verdict, "expired");
+}
+
+TEST_F(CredentialTest, ARenewalMayShortenTheItemsPeriodButNotExceedIt) {
+  startAll();
+  auto [number, sealed] = socialInsuranceCertificate();
+  CredentialService& village = at(kOtherVillage).credentials();
+  auto too_long = village.renew(number, world_.now() + 200 * kDay, {}, world_.now());
+  EXPECT_EQ(too_long.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(too_long.status().message().find("at most 90 days"), std::string::npos) << too_long.status().message();
+  EXPECT_EQ(village.renew(number, TimeMs{0}, {}, world_.now()).status().code(), ErrorCode::kInvalidArgument)
+      << "no end is longer than 90 days";
+  const TimeMs shorter = endOfDayMs(CivilDate::fromTimeMs(world_.now() + 30 * kDay));
+  ASSERT_TRUE(village.renew(number, shorter, {}, world_.now()).isOk());
+  EXPECT_EQ(held(kOtherVillage, number).valid_until_ms, shorter);
+}
+
+TEST_F(CredentialTest, RenewingALongTermCredentialKeepsItWithoutAnEnd) {
+  startAll();
+  auto [number, sealed] = businessLicence();
+  auto renewed = at(kDistrict).credentials().renew(number, std::nullopt, {}, world_.now());
+  ASSERT_TRUE(renewed.isOk()) << renewed.status().toString();
+  EXPECT_EQ(held(kDistrict, number).version, 2u);
+  EXPECT_EQ(held(kDistrict, number).valid_until_ms, 0);
 }
 
 // A lost village laptop: the village's key is revoked. What it issued before stays valid; what
