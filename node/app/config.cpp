@@ -48,7 +48,7 @@ Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::stri
       "division", "name", "data_dir", "key_dir", "root_cert", "nats_urls", "synchronous", "heartbeat_interval_ms",
       "request_timeout_ms", "retry_initial_ms", "retry_max_ms", "log_level", "revocations",
       "http_listen", "calendar_files", "catalogue_file", "yellow_working_days", "session_lifetime_s", "supervision_interval_ms", "light_scan_interval_ms",
-      "clock_offset_days", "catalogue_poll_ms", "feed_poll_ms"};
+      "clock_offset_days", "catalogue_poll_ms", "feed_poll_ms", "fetch_cache_max_bytes"};
   for (const auto& [key, value] : t) {
     if (!kKnownKeys.count(std::string(key.str()))) {
       return bad(origin, std::string(key.str()), "is not a known setting (see docs/operations.md)");
@@ -121,6 +121,15 @@ Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::stri
   TB_RETURN_IF_ERROR(optionalDuration(t, origin, "light_scan_interval_ms", 100, 3600 * 1000, &c.light_scan_interval_ms));
   TB_RETURN_IF_ERROR(optionalDuration(t, origin, "catalogue_poll_ms", 100, 24 * 3600 * 1000, &c.catalogue_poll_ms));
   TB_RETURN_IF_ERROR(optionalDuration(t, origin, "feed_poll_ms", 100, 3600 * 1000, &c.feed_poll_ms));
+  if (t["fetch_cache_max_bytes"]) {
+    auto v = t["fetch_cache_max_bytes"].value<int64_t>();
+    if (!v || *v < static_cast<int64_t>(kMinFetchCacheMaxBytes) || *v > static_cast<int64_t>(kMaxFetchCacheMaxBytes)) {
+      return bad(origin, "fetch_cache_max_bytes",
+                 "must be a number of bytes from " + std::to_string(kMinFetchCacheMaxBytes) + " (16 MiB, one largest "
+                 "file) to " + std::to_string(kMaxFetchCacheMaxBytes) + " (1 TiB), e.g. 2147483648 for 2 GiB");
+    }
+    c.fetch_cache_max_bytes = static_cast<uint64_t>(*v);
+  }
   if (t["clock_offset_days"]) {
     auto v = t["clock_offset_days"].value<int64_t>();
     if (!v || *v < 0 || *v > 366) return bad(origin, "clock_offset_days", "must be an integer from 0 to 366");

@@ -19,6 +19,7 @@
 //   clock_offset_days = 0                           # rehearsal networks only: run this many days ahead
 //   catalogue_poll_ms = 60000                       # how often the parent is asked for a newer catalogue
 //   feed_poll_ms = 30000                            # how often the parent is asked for new status records
+//   fetch_cache_max_bytes = 2147483648              # files fetched from descendants kept, LRU beyond
 //   log_level  = "info"
 #pragma once
 
@@ -28,6 +29,7 @@
 #include "federation/division/division.h"
 #include "federation/store/database.h"
 #include "federation/sync/sync_types.h"
+#include "node/materials/materials.h"
 
 namespace tongban {
 
@@ -52,6 +54,7 @@ struct NodeConfig {
   int clock_offset_days = 0;
   DurationMs catalogue_poll_ms = 60 * 1000;
   DurationMs feed_poll_ms = 30 * 1000;    // the feed of credential status records and key revocations
+  uint64_t fetch_cache_max_bytes = kDefaultFetchCacheMaxBytes;  // files fetched from descendants kept
 };
 
 // Parses and validates; every error names the key and says what is expected.

@@ -73,15 +73,23 @@ struct Node::Impl {
   std::unique_ptr<MaterialResponder> material_responder;
   std::unique_ptr<MaterialFetcher> material_fetcher;
 
-  // The newest record of a file that this node's subtree relayed up (where the file is stored).
-  Result<std::optional<MaterialRecordInfo>> findSubtreeMaterial(const std::string& hash, const std::string& holder) {
-    TB_ASSIGN_OR_RETURN(auto stmt, db->prepare("SELECT payload FROM subtree_materials WHERE hash = ?1 AND holder = ?2"
-                                               " ORDER BY received_ms DESC LIMIT 1"));
-    stmt.bind(1, hash).bind(2, holder);
-    TB_ASSIGN_OR_RETURN(bool row, stmt.step());
-    if (!row) return std::optional<MaterialRecordInfo>();
-    TB_ASSIGN_OR_RETURN(MaterialRecordInfo record, decodeMaterialRecord(stmt.columnBlob(0)));
-    return std::optional<MaterialRecordInfo>(std::move(record));
+  // The records of a file that this node's subtree relayed up: the newest per storing node,
+  // newest first, at most `limit` (the nodes a fetch asks in turn).
+  Result<std::vector<MaterialRecordInfo>> findSubtreeMaterials(const std::string& hash, const std::string& holder,
+                                                               size_t limit) {
+    // SQLite takes the bare column `payload` from the row holding MAX(received_ms) in each group.
+    TB_ASSIGN_OR_RETURN(auto stmt, db->prepare("SELECT payload, MAX(received_ms) AS newest FROM subtree_materials"
+                                               " WHERE hash = ?1 AND holder = ?2 GROUP BY stored_at"
+                                               " ORDER BY newest DESC, stored_at LIMIT ?3"));
+    stmt.bind(1, hash).bind(2, holder).bind(3, static_cast<int64_t>(limit));
+    std::vector<MaterialRecordInfo> records;
+    while (true) {
+      TB_ASSIGN_OR_RETURN(bool row, stmt.step());
+      if (!row) break;
+      TB_ASSIGN_OR_RETURN(MaterialRecordInfo record, decodeMaterialRecord(stmt.columnBlob(0)));
+      records.push_back(std::move(record));
+    }
+    return records;
   }
   // --- end material fetch ---
   std::unique_ptr<LookupService> lookups;  // --- lookups --- (see the block in open())
@@ -521,7 +529,9 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
   TB_RETURN_IF_ERROR(impl->material_responder->start());
   impl->material_fetcher = std::make_unique<MaterialFetcher>(
       impl->options.identity, *impl->verifier, *impl->materials, *env.clock, *env.transport, *env.random,
-      [raw](const std::string& hash, const std::string& holder) { return raw->findSubtreeMaterial(hash, holder); },
+      [raw](const std::string& hash, const std::string& holder, size_t limit) {
+        return raw->findSubtreeMaterials(hash, holder, limit);
+      },
       impl->options.material_fetch);
   // --- end material fetch ---
   impl->every(impl->options.cases.light_scan_interval_ms, impl->options.cases.light_scan_interval_ms,

@@ -79,6 +79,7 @@ int runNode(const std::string& config_path) {
   options.cases.light_scan_interval_ms = config->light_scan_interval_ms;
   options.catalogue_poll_ms = config->catalogue_poll_ms;
   options.feed.poll_interval_ms = config->feed_poll_ms;
+  options.material_fetch.cache_max_bytes = config->fetch_cache_max_bytes;
   for (const auto& file : config->revocation_files) {
     auto revocation = readFileBytes(file);
     if (!revocation) return fail(revocation.status().withContext("revocations"));

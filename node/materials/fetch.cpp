@@ -114,8 +114,18 @@ Result<MaterialChunkMsg> decodeMaterialChunk(const Bytes& bytes) {
 // ---------------------------------------------------------------------------------------------
 // Asking side
 
+struct MaterialFetcher::SourceFailure {
+  std::string node;
+  ErrorCode code = ErrorCode::kInternal;
+  std::string reason;  // follows the node's name: ", which did not answer …", "; 3 of 5 bytes arrived …"
+  std::string advice;  // what a person can do about it; may be empty
+};
+
 struct MaterialFetcher::Stream {
-  MaterialRecordInfo record;   // the record whose seal is checked against the answering key
+  std::vector<MaterialRecordInfo> sources;  // one record per storing node, newest first
+  size_t source = 0;                        // the one being asked
+  std::vector<SourceFailure> failures;      // of the sources asked before it, in order
+  MaterialRecordInfo record;   // sources[source]: its seal is checked against the answering key
   DivisionCode storing_node;
   struct Waiter {
     MaterialRecordInfo record;  // each caller's own record (holders may differ for one file)
@@ -123,27 +133,105 @@ struct MaterialFetcher::Stream {
   };
   std::vector<Waiter> waiters;
   Bytes content;
-  uint64_t total_size = 0;
   bool answered = false;       // the first chunk arrived and the seal checked out
   PublicKey signer_key{};
   TimeMs started_ms = 0;
-  TimeMs deadline_ms = 0;
+  TimeMs deadline_ms = 0;      // for the whole file, across every source asked
   int attempts = 0;            // for the chunk being asked for
   uint64_t nonce = 0;          // of the request in flight
   Clock::TimerId retry_timer = 0;
 };
 
+namespace {
+
+// Whether this node may ask `record`'s storing node, for a size that can be right.
+Status checkSource(const DivisionCode& self, const MaterialRecordInfo& record) {
+  const std::string what = "material " + shortHash(record.hash);
+  auto storing = DivisionCode::parse(record.stored_at);
+  if (!storing || !self.isAncestorOf(*storing)) {
+    return Status(ErrorCode::kFailedPrecondition, what + " is recorded as stored at '" + record.stored_at +
+                                                      "', which is not below " + self.str() +
+                                                      "; only its ancestors may fetch it");
+  }
+  if (record.size_bytes == 0 || record.size_bytes > kMaxMaterialBytes) {
+    return Status(ErrorCode::kCorrupt, "the record of " + what + " gives a size of " +
+                                           std::to_string(record.size_bytes) + " bytes, outside 1.." +
+                                           std::to_string(kMaxMaterialBytes));
+  }
+  return Status::ok();
+}
+
+// Starts over with the source at `index`: nothing of an earlier source's answers carries over.
+void useSource(MaterialFetcher::Stream& s, size_t index) {
+  s.source = index;
+  s.record = s.sources[index];
+  s.storing_node = DivisionCode::parse(s.record.stored_at).value();  // checkSource passed
+  s.content.clear();
+  s.content.reserve(s.record.size_bytes);
+  s.answered = false;
+  s.signer_key = PublicKey{};
+  s.attempts = 0;
+}
+
+bool retryMayCure(ErrorCode code) { return code == ErrorCode::kTimeout || code == ErrorCode::kNoResponders; }
+
+// One error for a fetch no source served: each node asked, in order, with why it failed.
+Status failedEverywhere(const std::string& hash, const std::vector<MaterialFetcher::SourceFailure>& failures,
+                        const std::vector<std::string>& not_asked) {
+  const std::string what = "material " + shortHash(hash);
+  if (failures.size() == 1 && not_asked.empty()) {
+    const auto& f = failures.front();
+    return Status(f.code, what + " is stored at " + f.node + f.reason + (f.advice.empty() ? "" : "; " + f.advice));
+  }
+  std::string message = what + " could not be fetched; storing nodes asked, newest record first:";
+  for (size_t i = 0; i < failures.size(); ++i) {
+    message += " (" + std::to_string(i + 1) + ") " + failures[i].node + failures[i].reason + ";";
+  }
+  if (!not_asked.empty()) {
+    message += " not asked before the deadline:";
+    for (const auto& node : not_asked) message += " " + node;
+    message += ";";
+  }
+  // The code a person acts on: a failure that a retry may cure first, else the newest record's.
+  ErrorCode code = failures.front().code;
+  std::string advice = failures.front().advice;
+  for (const auto& f : failures) {
+    if (retryMayCure(f.code)) {
+      code = f.code;
+      advice = "try again when their links are up";
+      break;
+    }
+  }
+  message.pop_back();
+  return Status(code, message + (advice.empty() ? "" : "; " + advice));
+}
+
+}  // namespace
+
 MaterialFetcher::MaterialFetcher(const Identity& identity, const Verifier& verifier, MaterialStore& store,
                                  Clock& clock, Transport& transport, Random& random,
-                                 FindSubtreeRecord find_subtree_record, MaterialFetchSettings settings)
+                                 FindSubtreeRecords find_subtree_records, MaterialFetchSettings settings)
     : identity_(identity),
       verifier_(verifier),
       store_(store),
       clock_(clock),
       transport_(transport),
       random_(random),
-      find_subtree_record_(std::move(find_subtree_record)),
-      settings_(settings) {}
+      find_subtree_records_(std::move(find_subtree_records)),
+      settings_(settings) {
+  settings_.max_sources = std::max<size_t>(settings_.max_sources, 1);
+  // The bound holds from the start: a lowered fetch_cache_max_bytes takes effect at once.
+  if (auto evicted = store_.evictFetched(settings_.cache_max_bytes); evicted.isOk()) {
+    counters_.cache_evictions += evicted->evicted_files;
+    if (evicted->evicted_files > 0) {
+      spdlog::info("[{}] fetched-file cache: {} file(s), {} bytes evicted at start to fit {} bytes",
+                   identity_.division.str(), evicted->evicted_files, evicted->evicted_bytes, settings_.cache_max_bytes);
+    }
+  } else {
+    spdlog::error("[{}] fetched-file cache: {}", identity_.division.str(), evicted.status().toString());
+  }
+  refreshCacheUsage();
+}
 
 MaterialFetcher::~MaterialFetcher() {
   *alive_ = false;
@@ -156,6 +244,17 @@ void MaterialFetcher::later(Done done, Result<FetchedMaterial> result) {
   clock_.schedule(0, [alive = alive_, done = std::move(done), result = std::move(result)]() mutable {
     if (*alive) done(std::move(result));
   });
+}
+
+void MaterialFetcher::refreshCacheUsage() {
+  auto usage = store_.fetchCacheUsage();
+  if (!usage) {
+    spdlog::warn("[{}] fetched-file cache: cannot read its size: {}", identity_.division.str(),
+                 usage.status().toString());
+    return;
+  }
+  counters_.cache_bytes = usage->bytes;
+  counters_.cache_files = usage->files;
 }
 
 void MaterialFetcher::fetch(const std::string& hash, const std::string& holder, Done done) {
@@ -177,20 +276,27 @@ void MaterialFetcher::fetch(const std::string& hash, const std::string& holder, 
     return later(std::move(done), own.status());
   }
 
-  auto found = find_subtree_record_(hash, holder);
+  auto found = find_subtree_records_(hash, holder, settings_.max_sources);
   if (!found) return later(std::move(done), found.status());
-  if (!found->has_value()) {
+  if (found->empty()) {
     return later(std::move(done),
                  Status(ErrorCode::kNotFound, "no material " + shortHash(hash) + " of holder " + holder +
                                                   " is recorded at " + identity_.division.str() +
                                                   " or in its subtree; a file can be fetched only by an ancestor of "
                                                   "the node that stored it"));
   }
-  const MaterialRecordInfo& record = **found;
+  if (found->size() > settings_.max_sources) found->resize(settings_.max_sources);
+  const MaterialRecordInfo& record = found->front();
 
   // Fetched before: the cache holds it under the same content address.
   auto cached = store_.readIfPresent(hash);
   if (cached.isOk() && cached->has_value()) {
+    ++counters_.cache_hits;
+    // The youngest in LRU order now; failing to note it only makes the file go a little sooner.
+    if (auto touched = store_.touchFetched(hash, clock_.now()); !touched.isOk()) {
+      spdlog::warn("[{}] fetched-file cache: cannot note the use of {}: {}", identity_.division.str(),
+                   shortHash(hash), touched.toString());
+    }
     return later(std::move(done), FetchedMaterial{record, std::move(**cached), FetchedMaterial::Source::kCached});
   }
   if (!cached) {
@@ -199,11 +305,11 @@ void MaterialFetcher::fetch(const std::string& hash, const std::string& holder, 
     spdlog::warn("[{}] cached material {} is damaged; fetching it again from {}", identity_.division.str(),
                  shortHash(hash), record.stored_at);
   }
-  start(record, std::move(done));
+  start(std::move(found).value(), std::move(done));
 }
 
-void MaterialFetcher::start(const MaterialRecordInfo& record, Done done) {
-  const std::string& hash = record.hash;
+void MaterialFetcher::start(std::vector<MaterialRecordInfo> sources, Done done) {
+  const std::string hash = sources.front().hash;
   if (auto it = streams_.find(hash); it != streams_.end()) {
     if (it->second->waiters.size() >= settings_.max_waiters_per_fetch) {
       return later(std::move(done), Status(ErrorCode::kResourceExhausted,
@@ -212,7 +318,7 @@ void MaterialFetcher::start(const MaterialRecordInfo& record, Done done) {
                                                "; try again in a moment"));
     }
     ++counters_.fetches_coalesced;
-    it->second->waiters.push_back({record, std::move(done)});
+    it->second->waiters.push_back({sources.front(), std::move(done)});
     return;
   }
   if (streams_.size() >= settings_.max_fetches_in_flight) {
@@ -220,31 +326,32 @@ void MaterialFetcher::start(const MaterialRecordInfo& record, Done done) {
                                          std::to_string(streams_.size()) + " material files are being fetched " +
                                              "already (the limit); try again in a moment"));
   }
-  auto storing = DivisionCode::parse(record.stored_at);
-  if (!storing || !identity_.division.isAncestorOf(*storing)) {
-    return later(std::move(done), Status(ErrorCode::kFailedPrecondition,
-                                         "material " + shortHash(hash) + " is recorded as stored at '" +
-                                             record.stored_at + "', which is not below " +
-                                             identity_.division.str() + "; only its ancestors may fetch it"));
+  // Only sources this node may ask, with a size that can be right; the newest record's problem
+  // is the caller's answer if none is left.
+  const MaterialRecordInfo caller_record = sources.front();
+  std::vector<MaterialRecordInfo> usable;
+  Status first_problem = Status::ok();
+  for (auto& record : sources) {
+    if (Status why = checkSource(identity_.division, record); !why.isOk()) {
+      spdlog::warn("[{}] not asking {} for material {}: {}", identity_.division.str(), record.stored_at,
+                   shortHash(hash), why.toString());
+      if (first_problem.isOk()) first_problem = why;
+      continue;
+    }
+    usable.push_back(std::move(record));
   }
-  if (record.size_bytes == 0 || record.size_bytes > kMaxMaterialBytes) {
-    return later(std::move(done), Status(ErrorCode::kCorrupt, "the record of material " + shortHash(hash) +
-                                                                  " gives a size of " +
-                                                                  std::to_string(record.size_bytes) +
-                                                                  " bytes, outside 1.." +
-                                                                  std::to_string(kMaxMaterialBytes)));
-  }
+  if (usable.empty()) return later(std::move(done), first_problem);
+
   auto stream = std::make_unique<Stream>();
-  stream->record = record;
-  stream->storing_node = *storing;
+  stream->sources = std::move(usable);
+  useSource(*stream, 0);
   stream->started_ms = clock_.now();
   stream->deadline_ms = stream->started_ms + settings_.overall_deadline_ms;
-  stream->waiters.push_back({record, std::move(done)});
-  stream->content.reserve(record.size_bytes);
+  stream->waiters.push_back({caller_record, std::move(done)});
+  spdlog::info("[{}] fetching material {} ({} bytes) from {} ({} storing node(s) known)", identity_.division.str(),
+               shortHash(hash), stream->record.size_bytes, stream->record.stored_at, stream->sources.size());
   streams_.emplace(hash, std::move(stream));
   ++counters_.fetches_started;
-  spdlog::info("[{}] fetching material {} ({} bytes) from {}", identity_.division.str(), shortHash(hash),
-               record.size_bytes, record.stored_at);
   requestChunk(hash);
 }
 
@@ -256,11 +363,11 @@ void MaterialFetcher::requestChunk(const std::string& hash) {
   const TimeMs now = clock_.now();
   const DurationMs left = s.deadline_ms - now;
   if (left <= 0) {
-    return finish(hash, Status(ErrorCode::kTimeout,
-                               "material " + shortHash(hash) + " is stored at " + s.record.stored_at + "; " +
-                                   std::to_string(s.content.size()) + " of " + std::to_string(s.record.size_bytes) +
-                                   " bytes arrived within the " + std::to_string(settings_.overall_deadline_ms) +
-                                   " ms allowed; try again when its link is better"));
+    return failSource(hash, {s.record.stored_at, ErrorCode::kTimeout,
+                             "; " + std::to_string(s.content.size()) + " of " + std::to_string(s.record.size_bytes) +
+                                 " bytes arrived within the " + std::to_string(settings_.overall_deadline_ms) +
+                                 " ms allowed",
+                             "try again when its link is better"});
   }
   ++s.attempts;
   s.nonce = random_.next();
@@ -280,9 +387,9 @@ void MaterialFetcher::requestChunk(const std::string& hash) {
 
 void MaterialFetcher::onAnswer(const std::string& hash, uint64_t nonce, Result<Bytes> reply) {
   auto it = streams_.find(hash);
-  if (it == streams_.end() || it->second->nonce != nonce) return;  // a stream that ended already
+  if (it == streams_.end() || it->second->nonce != nonce) return;  // a stream (or source) that ended already
   Stream& s = *it->second;
-  const std::string where = "material " + shortHash(hash) + " is stored at " + s.record.stored_at;
+  const std::string& node = s.record.stored_at;
 
   if (!reply) {
     // Could not ask: ask again while attempts and the deadline allow, then say which link failed.
@@ -293,84 +400,150 @@ void MaterialFetcher::onAnswer(const std::string& hash, uint64_t nonce, Result<B
       });
       return;
     }
-    std::string message;
+    const std::string attempts = std::to_string(s.attempts) + " attempts";
     if (code == ErrorCode::kTimeout) {
-      message = where + ", which did not answer within " + std::to_string(settings_.request_timeout_ms) + " ms (" +
-                std::to_string(s.attempts) + " attempts); try again when its link is up";
-    } else if (code == ErrorCode::kNoResponders) {
-      message = where + ", which nobody on the bus can reach now (its node is down or a link on the way is cut; " +
-                std::to_string(s.attempts) + " attempts); try again when its link is up";
-    } else if (code == ErrorCode::kUnavailable) {
-      message = where + ", but this node " + identity_.division.str() +
-                " is not connected to the message bus; try again when it is";
-    } else {
-      message = where + ", which could not be asked: " + reply.status().toString();
+      return failSource(hash, {node, code,
+                               ", which did not answer within " + std::to_string(settings_.request_timeout_ms) +
+                                   " ms (" + attempts + ")",
+                               "try again when its link is up"});
     }
-    return finish(hash, Status(code, message));
+    if (code == ErrorCode::kNoResponders) {
+      return failSource(hash, {node, code,
+                               ", which nobody on the bus can reach now (its node is down or a link on the way is "
+                               "cut; " + attempts + ")",
+                               "try again when its link is up"});
+    }
+    if (code == ErrorCode::kUnavailable) {
+      return failSource(hash, {node, code,
+                               ", but this node " + identity_.division.str() + " is not connected to the message bus",
+                               "try again when it is"});
+    }
+    return failSource(hash, {node, code, ", which could not be asked: " + reply.status().toString(), ""});
   }
 
   // Every byte is hostile until verified: the answer must be the storing node's, for this request.
+  auto opened = verifier_.open(*reply, identity_.division, clock_.now(), nullptr);
+  std::string why;
+  if (!opened) {
+    why = opened.status().toString();
+  } else if (opened->kind != kMaterialChunkKind) {
+    why = "kind " + std::to_string(opened->kind) + " is not a chunk";
+  } else if (opened->signer != s.storing_node) {
+    why = "signed by " + opened->signer.str() + ", not by the storing node";
+  } else if (opened->nonce != nonce) {
+    why = "it answers another request";
+  }
+  if (why.empty()) {
+    auto chunk = decodeMaterialChunk(opened->payload);
+    if (chunk) return onChunk(hash, *opened, *chunk);
+    why = chunk.status().toString();
+  }
+  ++counters_.answers_rejected;
+  spdlog::warn("[{}] rejected an answer for material {} from {}: {}", identity_.division.str(), shortHash(hash), node,
+               why);
+  failSource(hash, {node, ErrorCode::kCorrupt, ", whose answer was rejected (" + why + "); nothing was kept",
+                    "try again; if it persists, tell the operator of " + node});
+}
+
+void MaterialFetcher::onChunk(const std::string& hash, const OpenedEnvelope& opened, const MaterialChunkMsg& chunk) {
+  Stream& s = *streams_.at(hash);
+  const std::string node = s.record.stored_at;
   auto rejected = [&](const std::string& why) {
     ++counters_.answers_rejected;
     spdlog::warn("[{}] rejected an answer for material {} from {}: {}", identity_.division.str(), shortHash(hash),
-                 s.record.stored_at, why);
-    finish(hash, Status(ErrorCode::kCorrupt, where + ", whose answer was rejected (" + why +
-                                                 "); nothing was kept. Try again; if it persists, tell the operator of " +
-                                                 s.record.stored_at));
+                 node, why);
+    failSource(hash, {node, ErrorCode::kCorrupt, ", whose answer was rejected (" + why + "); nothing was kept",
+                      "try again; if it persists, tell the operator of " + node});
   };
-  auto opened = verifier_.open(*reply, identity_.division, clock_.now(), nullptr);
-  if (!opened) return rejected(opened.status().toString());
-  if (opened->kind != kMaterialChunkKind) return rejected("kind " + std::to_string(opened->kind) + " is not a chunk");
-  if (opened->signer != s.storing_node) return rejected("signed by " + opened->signer.str() + ", not by the storing node");
-  if (opened->nonce != nonce) return rejected("it answers another request");
-  auto chunk = decodeMaterialChunk(opened->payload);
-  if (!chunk) return rejected(chunk.status().toString());
-
-  if (!chunk->error_code.empty()) {
-    ErrorCode code = errorCodeFromName(chunk->error_code);
+  if (!chunk.error_code.empty()) {
+    ErrorCode code = errorCodeFromName(chunk.error_code);
     // The storing node judging us unauthorised is a refusal of this node, not a login problem.
     if (code == ErrorCode::kUnauthorized) code = ErrorCode::kPermissionDenied;
-    return finish(hash, Status(code, s.record.stored_at + ", which stores material " + shortHash(hash) +
-                                         ", refused: " + chunk->error_code + ": " + chunk->error_message));
+    return failSource(hash, {node, code, ", which refused: " + chunk.error_code + ": " + chunk.error_message, ""});
   }
-  if (chunk->hash != hash) return rejected("it carries material " + shortHash(chunk->hash));
-  if (chunk->offset != s.content.size()) {
-    return rejected("it starts at byte " + std::to_string(chunk->offset) + ", not " + std::to_string(s.content.size()));
+  if (chunk.hash != hash) return rejected("it carries material " + shortHash(chunk.hash));
+  if (chunk.offset != s.content.size()) {
+    return rejected("it starts at byte " + std::to_string(chunk.offset) + ", not " + std::to_string(s.content.size()));
   }
-  if (chunk->total_size != s.record.size_bytes) {
-    return rejected("it gives a size of " + std::to_string(chunk->total_size) + " bytes, the record " +
+  if (chunk.total_size != s.record.size_bytes) {
+    return rejected("it gives a size of " + std::to_string(chunk.total_size) + " bytes, the record " +
                     std::to_string(s.record.size_bytes));
   }
-  if (chunk->chunk.empty() || chunk->chunk.size() > kMaterialChunkBytes ||
-      chunk->chunk.size() > s.record.size_bytes - s.content.size()) {
-    return rejected("a chunk of " + std::to_string(chunk->chunk.size()) + " bytes at byte " +
-                    std::to_string(chunk->offset));
+  if (chunk.chunk.empty() || chunk.chunk.size() > kMaterialChunkBytes ||
+      chunk.chunk.size() > s.record.size_bytes - s.content.size()) {
+    return rejected("a chunk of " + std::to_string(chunk.chunk.size()) + " bytes at byte " +
+                    std::to_string(chunk.offset));
   }
   if (!s.answered) {
     // The key that signs today's answer must be the key that sealed the record at upload.
-    if (!sealVerifies(s.record, opened->signer_key)) return rejected("the record's seal does not verify with its key");
+    if (!sealVerifies(s.record, opened.signer_key)) return rejected("the record's seal does not verify with its key");
     s.answered = true;
-    s.signer_key = opened->signer_key;
-  } else if (opened->signer_key != s.signer_key) {
+    s.signer_key = opened.signer_key;
+  } else if (opened.signer_key != s.signer_key) {
     return rejected("its key changed in the middle of the file");
   }
 
-  s.content.insert(s.content.end(), chunk->chunk.begin(), chunk->chunk.end());
+  s.content.insert(s.content.end(), chunk.chunk.begin(), chunk.chunk.end());
   if (s.content.size() < s.record.size_bytes) {
     s.attempts = 0;
     return requestChunk(hash);
   }
   if (materialHash(s.content) != hash) return rejected("the assembled file does not hash to " + shortHash(hash));
-  if (auto cached = store_.cacheFetched(hash, s.content); cached.isOk()) {
-    ++counters_.files_cached;
-  } else {
-    // The file is good; only keeping it failed. Serve it now; the next request fetches again.
-    spdlog::error("[{}] could not keep fetched material {}: {}", identity_.division.str(), shortHash(hash),
-                  cached.toString());
-  }
+  keep(hash, s.content);
   spdlog::info("[{}] material {} ({} bytes) fetched from {} in {} ms", identity_.division.str(), shortHash(hash),
-               s.content.size(), s.record.stored_at, clock_.now() - s.started_ms);
+               s.content.size(), node, clock_.now() - s.started_ms);
   finish(hash, FetchedMaterial{s.record, s.content, FetchedMaterial::Source::kFetched});
+}
+
+void MaterialFetcher::failSource(const std::string& hash, SourceFailure failure) {
+  auto it = streams_.find(hash);
+  if (it == streams_.end()) return;
+  Stream& s = *it->second;
+  s.failures.push_back(std::move(failure));
+  const SourceFailure& last = s.failures.back();
+  const bool more = s.source + 1 < s.sources.size();
+  // A bus this node is not connected to fails every source alike; past the deadline none is asked.
+  if (more && last.code != ErrorCode::kUnavailable && clock_.now() < s.deadline_ms) {
+    ++counters_.source_fallbacks;
+    spdlog::warn("[{}] material {}: {}{} ({}); asking {}, which stores it too", identity_.division.str(),
+                 shortHash(hash), last.node, last.reason, errorCodeName(last.code), s.sources[s.source + 1].stored_at);
+    useSource(s, s.source + 1);
+    return requestChunk(hash);
+  }
+  std::vector<std::string> not_asked;
+  if (last.code != ErrorCode::kUnavailable) {
+    for (size_t i = s.source + 1; i < s.sources.size(); ++i) not_asked.push_back(s.sources[i].stored_at);
+  }
+  finish(hash, failedEverywhere(hash, s.failures, not_asked));
+}
+
+void MaterialFetcher::keep(const std::string& hash, const Bytes& content) {
+  const std::string self = identity_.division.str();
+  if (auto cached = store_.cacheFetched(hash, content, clock_.now()); !cached.isOk()) {
+    // The file is good; only keeping it failed. Serve it now; the next request fetches again.
+    spdlog::error("[{}] could not keep fetched material {}: {}", self, shortHash(hash), cached.toString());
+    return;
+  }
+  ++counters_.files_cached;
+  auto evicted = store_.evictFetched(settings_.cache_max_bytes, hash);
+  if (!evicted) {
+    spdlog::error("[{}] fetched-file cache: {}", self, evicted.status().toString());
+    return refreshCacheUsage();
+  }
+  counters_.cache_evictions += evicted->evicted_files;
+  counters_.cache_bytes = evicted->usage.bytes;
+  counters_.cache_files = evicted->usage.files;
+  if (evicted->evicted_files > 0) {
+    spdlog::info("[{}] fetched-file cache: {} least recently used file(s), {} bytes, evicted to fit {} bytes", self,
+                 evicted->evicted_files, evicted->evicted_bytes, settings_.cache_max_bytes);
+  }
+  if (evicted->over_bound) {
+    // Never the file just fetched: its caller is about to read it, and evicting it would only
+    // make the next request fetch it again.
+    spdlog::warn("[{}] fetched-file cache: material {} ({} bytes) alone exceeds the bound of {} bytes; kept because "
+                 "it was just fetched, it goes at the next eviction (raise fetch_cache_max_bytes if this recurs)",
+                 self, shortHash(hash), content.size(), settings_.cache_max_bytes);
+  }
 }
 
 void MaterialFetcher::finish(const std::string& hash, Result<FetchedMaterial> result) {
@@ -384,15 +557,20 @@ void MaterialFetcher::finish(const std::string& hash, Result<FetchedMaterial> re
       later(std::move(waiter.done), result.status());
       continue;
     }
+    // A caller with the served record's holder and kind gets the served record (its seal was
+    // checked), whichever storing node its own newest record named.
+    const MaterialRecordInfo& served = result->record;
+    if (waiter.record.holder == served.holder && waiter.record.kind == served.kind) {
+      later(std::move(waiter.done), FetchedMaterial{served, result->content, result->source});
+      continue;
+    }
     // A caller that joined with another holder's record: that record's seal must hold too.
-    if (waiter.record.holder != stream->record.holder || waiter.record.kind != stream->record.kind) {
-      if (!sealVerifies(waiter.record, stream->signer_key)) {
-        later(std::move(waiter.done), Status(ErrorCode::kCorrupt, "the record of material " + shortHash(hash) +
-                                                                      " for holder " + waiter.record.holder +
-                                                                      " has a seal that does not verify with " +
-                                                                      stream->record.stored_at + "'s key"));
-        continue;
-      }
+    if (!sealVerifies(waiter.record, stream->signer_key)) {
+      later(std::move(waiter.done), Status(ErrorCode::kCorrupt, "the record of material " + shortHash(hash) +
+                                                                    " for holder " + waiter.record.holder +
+                                                                    " has a seal that does not verify with " +
+                                                                    served.stored_at + "'s key"));
+      continue;
     }
     later(std::move(waiter.done), FetchedMaterial{waiter.record, result->content, result->source});
   }

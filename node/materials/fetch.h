@@ -14,6 +14,15 @@
 // then is the file kept here (MaterialStore::cacheFetched: content-addressed, no record, nothing
 // sent up) so the next request is local. Concurrent fetches of one hash share one chunk stream.
 //
+// Sources: one file may be stored at several nodes (an ID card scanned at two villages). The
+// fetcher asks the storing nodes this node holds records of, one after the other, newest record
+// first, at most max_sources of them, all within the one overall deadline; the error of a fetch
+// that found no source names every node asked and why each failed.
+//
+// The cache is bounded (cache_max_bytes): after each file kept, the least recently used cached
+// files are evicted until the cache fits; a cache hit makes a file the most recently used. Files
+// stored here are never evicted, nor the file just fetched (MaterialStore, "fetched-file cache").
+//
 // Threading: both classes run on the node's executor (Clock and Transport contract); nothing
 // blocks and nothing locks. A fetch's callback always runs later, never inside fetch().
 #pragma once
@@ -37,6 +46,9 @@ inline constexpr MessageKind kMaterialChunkKind = 111;  // reply (storing node �
 // A chunk travels in one sealed envelope, whose cap is 256 KiB (EnvelopeLimits::max_bytes); this
 // leaves room for the certificate chain and the framing.
 inline constexpr size_t kMaterialChunkBytes = 192 * 1024;
+// Storing nodes asked for one file, one after the other: enough for a file scanned at a few
+// stations, few enough that a file nobody can serve fails within the deadline with a short error.
+inline constexpr size_t kMaxFetchSources = 3;
 
 void registerMaterialFetchKinds(KindRegistry& registry);
 // tb.<node>.material: where a node answers requests for the files it stores.
@@ -68,6 +80,8 @@ struct MaterialFetchSettings {
   int attempts_per_chunk = 2;                  // a lost chunk is asked again while the deadline allows
   size_t max_fetches_in_flight = 8;            // distinct files fetched at once (memory: ≤ 8 × 16 MiB)
   size_t max_waiters_per_fetch = 64;           // callers sharing one fetch
+  size_t max_sources = kMaxFetchSources;       // storing nodes asked in turn (≥ 1)
+  uint64_t cache_max_bytes = kDefaultFetchCacheMaxBytes;  // fetched files kept (config fetch_cache_max_bytes)
   // Answering side.
   size_t chunk_bytes = kMaterialChunkBytes;    // ≤ kMaterialChunkBytes
   DurationMs max_request_age_ms = 5 * 60 * 1000;  // older requests are refused (limits replays)
@@ -84,9 +98,10 @@ const char* fetchSourceName(FetchedMaterial::Source source);  // "stored_here", 
 class MaterialFetcher {
  public:
   using Done = std::function<void(Result<FetchedMaterial>)>;
-  // The newest record of `hash` for `holder` that this node's subtree relayed up, if any.
-  using FindSubtreeRecord =
-      std::function<Result<std::optional<MaterialRecordInfo>>(const std::string& hash, const std::string& holder)>;
+  // The records of `hash` for `holder` that this node's subtree relayed up: one per storing
+  // node, newest first, at most `limit`; empty if there is none.
+  using FindSubtreeRecords = std::function<Result<std::vector<MaterialRecordInfo>>(
+      const std::string& hash, const std::string& holder, size_t limit)>;
 
   struct Counters {
     uint64_t fetches_started = 0;     // chunk streams begun (coalesced callers share one)
@@ -94,11 +109,16 @@ class MaterialFetcher {
     uint64_t chunk_requests_sent = 0;
     uint64_t answers_rejected = 0;    // answers that failed a check (signature, signer, size, hash)
     uint64_t files_cached = 0;
+    uint64_t source_fallbacks = 0;    // a storing node failed and the next one was asked
+    uint64_t cache_hits = 0;          // served from the cache
+    uint64_t cache_evictions = 0;     // cached files removed to keep the cache within its bound
+    uint64_t cache_bytes = 0;         // what the cache holds now (files stored here not counted)
+    uint64_t cache_files = 0;
   };
 
   // Every reference must outlive the fetcher.
   MaterialFetcher(const Identity& identity, const Verifier& verifier, MaterialStore& store, Clock& clock,
-                  Transport& transport, Random& random, FindSubtreeRecord find_subtree_record,
+                  Transport& transport, Random& random, FindSubtreeRecords find_subtree_records,
                   MaterialFetchSettings settings = {});
   // Callbacks of fetches still running are dropped, never called (the node is going away).
   ~MaterialFetcher();
@@ -110,16 +130,23 @@ class MaterialFetcher {
   // INVALID_ARGUMENT (bad hash or holder), NOT_FOUND (no record here, or the storing node has no
   // such file), UNAUTHORIZED (the storing node refused), TIMEOUT / UNAVAILABLE / NO_RESPONDERS
   // (the storing node could not be reached: which node, for how long), CORRUPT (the answers did
-  // not check out; nothing is kept), RESOURCE_EXHAUSTED (too many fetches at once).
+  // not check out; nothing is kept), RESOURCE_EXHAUSTED (too many fetches at once). When several
+  // storing nodes were asked, the message names each with its failure and the code is the first
+  // one a retry may cure (TIMEOUT, NO_RESPONDERS), else the newest record's node's.
   void fetch(const std::string& hash, const std::string& holder, Done done);
 
   const Counters& counters() const { return counters_; }
 
-  struct Stream;  // one running chunk stream (fetch.cpp)
+  struct Stream;         // one running chunk stream (fetch.cpp)
+  struct SourceFailure;  // why one storing node did not deliver (fetch.cpp)
  private:
-  void start(const MaterialRecordInfo& record, Done done);
+  void start(std::vector<MaterialRecordInfo> sources, Done done);
   void requestChunk(const std::string& hash);
   void onAnswer(const std::string& hash, uint64_t nonce, Result<Bytes> reply);
+  void onChunk(const std::string& hash, const OpenedEnvelope& opened, const MaterialChunkMsg& chunk);
+  void failSource(const std::string& hash, SourceFailure failure);
+  void keep(const std::string& hash, const Bytes& content);
+  void refreshCacheUsage();
   void finish(const std::string& hash, Result<FetchedMaterial> result);
   void later(Done done, Result<FetchedMaterial> result);
 
@@ -129,7 +156,7 @@ class MaterialFetcher {
   Clock& clock_;
   Transport& transport_;
   Random& random_;
-  FindSubtreeRecord find_subtree_record_;
+  FindSubtreeRecords find_subtree_records_;
   MaterialFetchSettings settings_;
   std::map<std::string, std::unique_ptr<Stream>> streams_;  // by hash
   Counters counters_;

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include <sodium.h>
+#include <spdlog/spdlog.h>
 
 #include "federation/util/capnp_io.h"
 #include "federation/util/files.h"
@@ -18,7 +19,19 @@ const std::vector<Migration> kMaterialMigrations = {
      "  content_type TEXT NOT NULL, stored_at TEXT NOT NULL, verified_by TEXT NOT NULL,"
      "  verified_at_ms INTEGER NOT NULL, seal BLOB NOT NULL, PRIMARY KEY (hash, holder, kind));"
      "CREATE INDEX materials_by_holder ON materials (holder, kind, verified_at_ms);"},
+    {2,
+     // The fetched-file cache (materials.h). LRU order is a counter, not the clock: a clock set
+     // back would otherwise make fresh files look old. last_used_ms is for people reading it.
+     "CREATE TABLE fetch_cache ("
+     "  hash TEXT PRIMARY KEY, size_bytes INTEGER NOT NULL, last_used_ms INTEGER NOT NULL,"
+     "  use_seq INTEGER NOT NULL);"
+     "CREATE INDEX fetch_cache_by_use ON fetch_cache (use_seq, hash);"},
 };
+
+// Cached files evicted per query and transaction: one commit per batch, not per file.
+constexpr int64_t kEvictionBatch = 64;
+// The next use_seq: every use moves a file to the young end of the LRU order.
+constexpr const char* kNextUseSeq = "(SELECT COALESCE(MAX(use_seq), 0) + 1 FROM fetch_cache)";
 
 using capnp_io::text;
 
@@ -104,6 +117,7 @@ Result<MaterialStore> MaterialStore::open(Database& db, const std::string& direc
   store.directory_ = directory;
   store.identity_ = &identity;
   store.enqueue_up_ = std::move(enqueue_up);
+  TB_RETURN_IF_ERROR(store.reconcileFetchCache());
   return store;
 }
 
@@ -146,6 +160,10 @@ Result<MaterialRecordInfo> MaterialStore::put(const Bytes& content, const std::s
   stmt.bind(1, r.hash).bind(2, r.holder).bind(3, r.kind).bind(4, static_cast<int64_t>(r.size_bytes));
   stmt.bind(5, r.content_type).bind(6, r.stored_at).bind(7, r.verified_by).bind(8, r.verified_at_ms).bind(9, r.seal);
   TB_RETURN_IF_ERROR(stmt.run());
+  // Fetched before and now stored here: the file is this node's truth from now on, never cache.
+  TB_ASSIGN_OR_RETURN(auto uncache, db_->prepare("DELETE FROM fetch_cache WHERE hash = ?1"));
+  uncache.bind(1, r.hash);
+  TB_RETURN_IF_ERROR(uncache.run());
   if (enqueue_up_) {
     auto seq = enqueue_up_(kMaterialRecordKind, encodeMaterialRecord(r));
     if (!seq) return seq.status();
@@ -205,7 +223,13 @@ std::string MaterialStore::filePath(const std::string& hash) const {
   return directory_ + "/" + hash.substr(0, 2) + "/" + hash;
 }
 
-Status MaterialStore::cacheFetched(const std::string& hash, const Bytes& content) {
+Result<bool> MaterialStore::storedHere(const std::string& hash) {
+  TB_ASSIGN_OR_RETURN(auto stmt, db_->prepare("SELECT 1 FROM materials WHERE hash = ?1 LIMIT 1"));
+  stmt.bind(1, hash);
+  return stmt.step();
+}
+
+Status MaterialStore::cacheFetched(const std::string& hash, const Bytes& content, TimeMs now) {
   if (!isHash(hash)) return Status(ErrorCode::kInvalidArgument, "'" + hash + "' is not a SHA-256 hex digest");
   if (content.size() > kMaxMaterialBytes) {
     return Status(ErrorCode::kResourceExhausted, "a fetched material of " + std::to_string(content.size()) +
@@ -214,12 +238,181 @@ Status MaterialStore::cacheFetched(const std::string& hash, const Bytes& content
   if (sha256Hex(content) != hash) {
     return Status(ErrorCode::kCorrupt, "the fetched file does not hash to " + hash + "; it was not kept");
   }
+  TB_ASSIGN_OR_RETURN(bool own, storedHere(hash));
   const std::string dir = directory_ + "/" + hash.substr(0, 2);
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status(ErrorCode::kIo, "cannot create " + dir + ": " + ec.message());
+  if (!own) {
+    // The row before the file: a crash in between leaves a row without a file (dropped at the
+    // next start), never a file the bound does not count.
+    TB_ASSIGN_OR_RETURN(auto row, db_->prepare(std::string("INSERT OR REPLACE INTO fetch_cache"
+                                                           " (hash, size_bytes, last_used_ms, use_seq)"
+                                                           " VALUES (?1, ?2, ?3, ") + kNextUseSeq + ")"));
+    row.bind(1, hash).bind(2, static_cast<int64_t>(content.size())).bind(3, now);
+    TB_RETURN_IF_ERROR(row.run());
+  }
   // Rewritten even if present: a file that failed its hash check is replaced by good content.
-  return writeFileAtomically(filePath(hash), content);
+  Status written = writeFileAtomically(filePath(hash), content);
+  if (!written.isOk() && !own && !std::filesystem::exists(filePath(hash))) {
+    // Nothing landed: take the row back so the bound does not count a file that is not there.
+    if (auto row = db_->prepare("DELETE FROM fetch_cache WHERE hash = ?1"); row.isOk()) {
+      (void)row->bind(1, hash).run();
+    }
+  }
+  return written;
+}
+
+Result<MaterialStore::FetchCacheUsage> MaterialStore::fetchCacheUsage() {
+  TB_ASSIGN_OR_RETURN(auto stmt, db_->prepare("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0) FROM fetch_cache c"
+                                              " WHERE NOT EXISTS (SELECT 1 FROM materials m WHERE m.hash = c.hash)"));
+  TB_ASSIGN_OR_RETURN(bool row, stmt.step());
+  FetchCacheUsage usage;
+  if (row) {
+    usage.files = static_cast<uint64_t>(stmt.columnInt64(0));
+    usage.bytes = static_cast<uint64_t>(stmt.columnInt64(1));
+  }
+  return usage;
+}
+
+Result<MaterialStore::FetchCacheEviction> MaterialStore::evictFetched(uint64_t max_bytes, const std::string& keep) {
+  FetchCacheEviction out;
+  TB_ASSIGN_OR_RETURN(out.usage, fetchCacheUsage());
+  while (out.usage.bytes > max_bytes) {
+    // Oldest use first; a file with a material record here is the truth, not cache, and never goes.
+    TB_ASSIGN_OR_RETURN(auto pick, db_->prepare("SELECT hash, size_bytes FROM fetch_cache c WHERE hash != ?1"
+                                                " AND NOT EXISTS (SELECT 1 FROM materials m WHERE m.hash = c.hash)"
+                                                " ORDER BY use_seq, hash LIMIT ?2"));
+    pick.bind(1, keep).bind(2, kEvictionBatch);
+    std::vector<std::pair<std::string, uint64_t>> victims;
+    while (true) {
+      TB_ASSIGN_OR_RETURN(bool row, pick.step());
+      if (!row) break;
+      victims.emplace_back(pick.columnText(0), static_cast<uint64_t>(pick.columnInt64(1)));
+    }
+    if (victims.empty()) break;
+    // The file before the row: a crash in between leaves a row without a file (dropped at the
+    // next start), never a file nothing accounts for.
+    std::vector<std::string> gone;
+    Status removed = Status::ok();
+    for (const auto& [hash, size] : victims) {
+      if (out.usage.bytes <= max_bytes) break;
+      std::error_code ec;
+      std::filesystem::remove(filePath(hash), ec);
+      if (ec) {
+        removed = Status(ErrorCode::kIo, "cannot remove cached material file " + filePath(hash) + ": " + ec.message() +
+                                             "; the fetched-file cache stays over its bound until it can");
+        break;
+      }
+      gone.push_back(hash);
+      out.usage.bytes -= std::min(out.usage.bytes, size);
+      out.usage.files -= std::min<uint64_t>(out.usage.files, 1);
+      out.evicted_bytes += size;
+      ++out.evicted_files;
+    }
+    if (gone.empty() && !removed.isOk()) return removed;
+    TB_ASSIGN_OR_RETURN(auto txn, db_->begin());
+    TB_ASSIGN_OR_RETURN(auto drop, db_->prepare("DELETE FROM fetch_cache WHERE hash = ?1"));
+    for (const auto& hash : gone) {
+      drop.reset();
+      drop.bind(1, hash);
+      TB_RETURN_IF_ERROR(drop.run());
+    }
+    TB_RETURN_IF_ERROR(txn.commit());
+    TB_RETURN_IF_ERROR(removed);
+  }
+  out.over_bound = out.usage.bytes > max_bytes;
+  return out;
+}
+
+Status MaterialStore::touchFetched(const std::string& hash, TimeMs now) {
+  TB_ASSIGN_OR_RETURN(auto stmt, db_->prepare(std::string("UPDATE fetch_cache SET last_used_ms = ?2, use_seq = ") +
+                                              kNextUseSeq + " WHERE hash = ?1"));
+  stmt.bind(1, hash).bind(2, now);
+  return stmt.run();
+}
+
+Status MaterialStore::reconcileFetchCache() {
+  // A file stored here is the truth, not cache (put() drops the row; this covers older data).
+  TB_RETURN_IF_ERROR(db_->exec("DELETE FROM fetch_cache WHERE hash IN (SELECT hash FROM materials)"));
+  // Rows whose file is gone (a crash between the row and the file, or between removing the file
+  // and the row): the file is fetched again when next needed.
+  std::vector<std::string> missing;
+  {
+    TB_ASSIGN_OR_RETURN(auto rows, db_->prepare("SELECT hash FROM fetch_cache"));
+    while (true) {
+      TB_ASSIGN_OR_RETURN(bool row, rows.step());
+      if (!row) break;
+      std::string hash = rows.columnText(0);
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(filePath(hash), ec)) missing.push_back(std::move(hash));
+    }
+  }
+  if (!missing.empty()) {
+    TB_ASSIGN_OR_RETURN(auto txn, db_->begin());
+    TB_ASSIGN_OR_RETURN(auto drop, db_->prepare("DELETE FROM fetch_cache WHERE hash = ?1"));
+    for (const auto& hash : missing) {
+      drop.reset();
+      drop.bind(1, hash);
+      TB_RETURN_IF_ERROR(drop.run());
+    }
+    TB_RETURN_IF_ERROR(txn.commit());
+    spdlog::info("[{}] fetched-file cache: {} row(s) without a file dropped (an interrupted write or eviction)",
+                 identity_->division.str(), missing.size());
+  }
+  return adoptUnaccountedFiles();
+}
+
+Status MaterialStore::adoptUnaccountedFiles() {
+  // Files with neither a record nor a row (cached before the fetch_cache table existed, or
+  // written by a put() whose record never committed) join the cache as its least recently used,
+  // so the bound counts them and evicts them first. Their content is checked when read.
+  TB_ASSIGN_OR_RETURN(auto known, db_->prepare("SELECT 1 FROM materials WHERE hash = ?1"
+                                               " UNION ALL SELECT 1 FROM fetch_cache WHERE hash = ?1 LIMIT 1"));
+  std::vector<std::pair<std::string, uint64_t>> adopt;
+  size_t temporaries = 0;
+  // Error-code overloads throughout: a file system error is a Status here, never an exception.
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (fs::directory_iterator sub(directory_, ec), end; !ec && sub != end; sub.increment(ec)) {
+    const std::string prefix = sub->path().filename().string();
+    std::error_code kind;
+    if (prefix.size() != 2 || !sub->is_directory(kind)) continue;
+    for (fs::directory_iterator entry(sub->path(), ec); !ec && entry != end; entry.increment(ec)) {
+      const std::string name = entry->path().filename().string();
+      if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
+        // Left by a write the process did not finish (writeFileAtomically): never renamed, never used.
+        std::error_code rm;
+        if (fs::remove(entry->path(), rm)) ++temporaries;
+        continue;
+      }
+      if (!isHash(name) || name.compare(0, 2, prefix) != 0 || !entry->is_regular_file(kind)) continue;
+      known.reset();
+      known.bind(1, name);
+      TB_ASSIGN_OR_RETURN(bool is_known, known.step());
+      if (is_known) continue;
+      const uintmax_t size = entry->file_size(kind);
+      if (!kind) adopt.emplace_back(name, static_cast<uint64_t>(size));
+    }
+    if (ec) break;
+  }
+  if (ec) return Status(ErrorCode::kIo, "cannot list the materials directory " + directory_ + ": " + ec.message());
+  if (temporaries > 0) {
+    spdlog::info("[{}] materials: {} unfinished temporary file(s) removed", identity_->division.str(), temporaries);
+  }
+  if (adopt.empty()) return Status::ok();
+  TB_ASSIGN_OR_RETURN(auto txn, db_->begin());
+  TB_ASSIGN_OR_RETURN(auto add, db_->prepare("INSERT OR IGNORE INTO fetch_cache (hash, size_bytes, last_used_ms, use_seq)"
+                                             " VALUES (?1, ?2, 0, 0)"));
+  for (const auto& [hash, size] : adopt) {
+    add.reset();
+    add.bind(1, hash).bind(2, static_cast<int64_t>(size));
+    TB_RETURN_IF_ERROR(add.run());
+  }
+  TB_RETURN_IF_ERROR(txn.commit());
+  spdlog::info("[{}] fetched-file cache: {} file(s) without a record or row adopted as least recently used",
+               identity_->division.str(), adopt.size());
+  return Status::ok();
 }
 
 Result<std::optional<Bytes>> MaterialStore::readIfPresent(const std::string& hash) {

@@ -19,6 +19,12 @@ namespace tongban {
 inline constexpr MessageKind kMaterialRecordKind = 102;  // durable, up, relayed
 inline constexpr size_t kMaxMaterialBytes = 16 << 20;    // one scan; the HTTP body limit matches
 
+// The bound on the files this node keeps after fetching them from their storing node (fetch.h;
+// config key fetch_cache_max_bytes). The least recently used go first; files stored here never do.
+inline constexpr uint64_t kDefaultFetchCacheMaxBytes = uint64_t{2} << 30;  // 2 GiB: ~2,000 typical scans
+inline constexpr uint64_t kMinFetchCacheMaxBytes = kMaxMaterialBytes;       // the largest file always fits
+inline constexpr uint64_t kMaxFetchCacheMaxBytes = uint64_t{1} << 40;       // 1 TiB
+
 struct MaterialRecordInfo {
   std::string hash;           // SHA-256, hex
   std::string kind;
@@ -59,17 +65,49 @@ class MaterialStore {
   Result<std::optional<MaterialRecordInfo>> findReusable(const std::string& holder, const std::string& kind);
   Result<std::vector<MaterialRecordInfo>> listByHolder(const std::string& holder);
 
-  // A file fetched from the node that stores it (fetch.h), kept under the same content address
-  // as own files so the next request is local. Writes no record and sends nothing upward: the
-  // record belongs to the storing node and already reached us. kCorrupt (nothing written) if the
-  // content does not hash to `hash`.
-  Status cacheFetched(const std::string& hash, const Bytes& content);
+  // --- The fetched-file cache ---
+  // Files fetched from the node that stores them (fetch.h) are kept under the same content
+  // address as own files, so the next request is local. A cached file has no material record
+  // (the record belongs to the storing node and already reached us; nothing is sent upward) but
+  // a row in `fetch_cache` with its size and last use, which bounds the cache. A file with a
+  // material record here is never cache, whatever else refers to it.
+  //
+  // Crash safety: the row is written before the file and the file removed before the row, so a
+  // crash leaves at worst a row without a file, never an unaccounted file. open() reconciles
+  // anyway (rows without a file are dropped; files with neither row nor record, e.g. cached
+  // before this table existed or left by an interrupted put(), are adopted as least recently
+  // used; "*.tmp" leftovers of an interrupted write are removed), so a start always sees the
+  // cache as it is on disk.
+  struct FetchCacheUsage {
+    uint64_t bytes = 0;
+    uint64_t files = 0;
+  };
+  struct FetchCacheEviction {
+    FetchCacheUsage usage;        // after evicting
+    uint64_t evicted_files = 0;
+    uint64_t evicted_bytes = 0;
+    bool over_bound = false;      // still over: only files that may not go are left
+  };
+
+  // Keeps a fetched file and marks it used at `now`. kCorrupt (nothing written) if the content
+  // does not hash to `hash`. A file stored here is rewritten (a damaged copy is repaired) but not
+  // made cache.
+  Status cacheFetched(const std::string& hash, const Bytes& content, TimeMs now);
+  // Evicts least recently used cached files until the cache holds at most `max_bytes`; never a
+  // file stored here and never `keep` (the file just fetched, which may alone exceed the bound).
+  Result<FetchCacheEviction> evictFetched(uint64_t max_bytes, const std::string& keep = "");
+  // A cache hit: `hash` becomes the most recently used. Nothing happens for a file stored here.
+  Status touchFetched(const std::string& hash, TimeMs now);
+  Result<FetchCacheUsage> fetchCacheUsage();
   // The file for `hash` if this node has it (stored here or fetched before), checked against the
   // hash (kCorrupt if the disk changed it); nullopt if the node has no such file.
   Result<std::optional<Bytes>> readIfPresent(const std::string& hash);
 
  private:
   std::string filePath(const std::string& hash) const;
+  Status reconcileFetchCache();
+  Status adoptUnaccountedFiles();
+  Result<bool> storedHere(const std::string& hash);
 
   MaterialStore() = default;
   Database* db_ = nullptr;

@@ -1,9 +1,12 @@
 // Material files on demand, on real nodes in the simulated world: a district fetches a scan that
 // one of its villages stored, chunk by chunk, verified against the village's seal and the hash;
-// keeps it so the next request is local; shares one stream between concurrent callers; and says
-// clearly what went wrong when the village cannot be reached, refuses, or sends bad bytes.
+// keeps it so the next request is local, in a cache bounded by size (least recently used files go
+// first, files stored here never); shares one stream between concurrent callers; asks the next
+// storing node when one fails; and says clearly what went wrong when no storing node can be
+// reached, one refuses, or one sends bad bytes.
 #include "node/materials/fetch.h"
 
+#include <filesystem>
 #include <map>
 
 #include <gtest/gtest.h>
@@ -11,6 +14,8 @@
 
 #include "federation/sync/wire.h"
 #include "federation/trust/certificate.h"
+#include "federation/util/files.h"
+#include "node/app/config.h"
 #include "node/app/node.h"
 #include "node/http/api.h"
 #include "simulations/world/sim_world.h"
@@ -27,6 +32,7 @@ constexpr const char* kVillage = "440604001001";
 constexpr const char* kSibling = "440604001002";
 constexpr const char* kHolder = "11010519491231002X";
 constexpr size_t kScanBytes = 700 * 1024;  // four chunks of at most 192 KiB
+constexpr size_t kSmallScanBytes = 100 * 1024;  // one chunk: the cache tests fetch several
 
 DivisionCode code(const char* text) { return DivisionCode::parse(text).value(); }
 
@@ -77,19 +83,51 @@ class MaterialFetchTest : public ::testing::Test {
     o.limits.request_timeout_ms = 1000;
     o.limits.retry_initial_ms = 200;
     o.limits.retry_max_ms = 10000;
+    if (auto it = fetch_settings_.find(c); it != fetch_settings_.end()) o.material_fetch = it->second;
     int ep = endpoints_[c];
     auto node = Node::open(o, NodeEnvironment{&world_.clock(ep), &world_.transport(ep), randoms_[c].get(), nullptr});
     ASSERT_TRUE(node.isOk()) << node.status().toString();
     nodes_[c] = std::move(node).value();
   }
 
+  // A crash and a fresh node over the same files, with the fetch settings of fetch_settings_.
+  void restart(const std::string& c) {
+    world_.crash(endpoints_[c]);
+    nodes_[c].reset();
+    world_.restart(endpoints_[c]);
+    start(c);
+  }
+
   void runFor(DurationMs ms) { ASSERT_TRUE(world_.runUntil(world_.now() + ms).isOk()); }
 
-  bool recordedAt(const std::string& c) {
+  // How many storing nodes' records of `hash` node `c` holds.
+  int64_t recordsAt(const std::string& c, const std::string& hash) {
     auto stmt = nodes_[c]->database().prepare("SELECT COUNT(*) FROM subtree_materials WHERE hash = ?1").value();
-    stmt.bind(1, hash_);
+    stmt.bind(1, hash);
+    return stmt.step().value() ? stmt.columnInt64(0) : 0;
+  }
+  bool recordedAt(const std::string& c) { return recordsAt(c, hash_) > 0; }
+
+  // Stores `content` for kHolder at `c` and waits until the district holds `records` records of it.
+  std::string storeAt(const std::string& c, const Bytes& content, int64_t records = 1) {
+    auto stored = nodes_[c]->materials().put(content, "id_card", kHolder, "image/jpeg", "clerk1", world_.now());
+    EXPECT_TRUE(stored.isOk()) << stored.status().toString();
+    if (!stored) return "";
+    for (int i = 0; i < 600 && recordsAt(kDistrict, stored->hash) < records; ++i) runFor(100);
+    EXPECT_EQ(recordsAt(kDistrict, stored->hash), records) << "the record did not reach the district";
+    return stored->hash;
+  }
+
+  std::string fileAt(const std::string& c, const std::string& hash) {
+    return dir_.path() + "/" + c + "/materials/" + hash.substr(0, 2) + "/" + hash;
+  }
+  bool hasFile(const std::string& c, const std::string& hash) { return std::filesystem::exists(fileAt(c, hash)); }
+  bool cacheRowAt(const std::string& c, const std::string& hash) {
+    auto stmt = nodes_[c]->database().prepare("SELECT COUNT(*) FROM fetch_cache WHERE hash = ?1").value();
+    stmt.bind(1, hash);
     return stmt.step().value() && stmt.columnInt64(0) > 0;
   }
+  const MaterialFetcher::Counters& districtCounters() { return nodes_[kDistrict]->materialFetcher().counters(); }
 
   // Starts a fetch at `at`; the answer lands in the returned slot when the world runs.
   std::shared_ptr<std::optional<Result<FetchedMaterial>>> startFetch(const std::string& at, const std::string& hash,
@@ -143,13 +181,14 @@ class MaterialFetchTest : public ::testing::Test {
     return decodeMaterialChunk(opened->payload).value();
   }
 
-  // Stops the real village node and answers on its subject with `answer` instead (a storing node
-  // that misbehaves), signing with the village's own key.
-  void replaceVillageResponder(std::function<Bytes(const OpenedEnvelope&, const MaterialFetchRequestMsg&)> answer) {
-    nodes_[kVillage]->stop();
-    const int ep = endpoints_[kVillage];
-    auto sub = world_.transport(ep).subscribe(materialSubject(code(kVillage)), [this, ep, answer](const InboundMessage& m) {
-      auto opened = verifier_->open(m.data, code(kVillage), world_.now(), nullptr);
+  // Stops the real village node (or `node`) and answers on its subject with `answer` instead (a
+  // storing node that misbehaves), signing with that node's own key.
+  void replaceVillageResponder(std::function<Bytes(const OpenedEnvelope&, const MaterialFetchRequestMsg&)> answer,
+                               const char* node = kVillage) {
+    nodes_[node]->stop();
+    const int ep = endpoints_[node];
+    auto sub = world_.transport(ep).subscribe(materialSubject(code(node)), [this, ep, node, answer](const InboundMessage& m) {
+      auto opened = verifier_->open(m.data, code(node), world_.now(), nullptr);
       ASSERT_TRUE(opened.isOk()) << opened.status().toString();
       auto asked = decodeMaterialFetchRequest(opened->payload);
       ASSERT_TRUE(asked.isOk());
@@ -158,14 +197,14 @@ class MaterialFetchTest : public ::testing::Test {
     ASSERT_TRUE(sub.isOk());
   }
 
-  Bytes sealChunk(const OpenedEnvelope& asked, const MaterialChunkMsg& chunk) {
+  Bytes sealChunk(const OpenedEnvelope& asked, const MaterialChunkMsg& chunk, const char* node = kVillage) {
     SealParams p;
     p.kind = kMaterialChunkKind;
     p.timestamp_ms = world_.now();
     p.target = asked.signer;
     p.payload = encodeMaterialChunk(chunk);
     p.nonce = asked.nonce;
-    return sealEnvelope(identities_[kVillage], p);
+    return sealEnvelope(identities_[node], p);
   }
 
   MaterialChunkMsg honestChunk(const MaterialFetchRequestMsg& asked) {
@@ -189,6 +228,7 @@ class MaterialFetchTest : public ::testing::Test {
   std::map<std::string, int> endpoints_;
   std::map<std::string, std::unique_ptr<Random>> randoms_;
   std::map<std::string, std::unique_ptr<Node>> nodes_;
+  std::map<std::string, MaterialFetchSettings> fetch_settings_;  // per node; defaults when absent
   KindRegistry kinds_;
   std::optional<Verifier> verifier_;
   Bytes content_;
@@ -437,6 +477,256 @@ TEST_F(MaterialFetchTest, FileEndpointFetchesOnDemandWithoutHoldingTheNodesThrea
   ASSERT_EQ(unknown->size(), 1u);
   EXPECT_EQ((*unknown)[0].status, 404);
   EXPECT_NE((*unknown)[0].body.find("NOT_FOUND"), std::string::npos);
+}
+
+// --- The fetched-file cache: bounded, least recently used first, never a file stored here ---
+
+// Three small scans, stored at the village and recorded at the district; the district's cache holds
+// at most two and a half of them.
+class MaterialCacheTest : public MaterialFetchTest {
+ protected:
+  void SetUp() override {
+    MaterialFetchTest::SetUp();
+    if (HasFatalFailure()) return;
+    for (uint64_t seed : {1, 2, 3}) {
+      small_.push_back(scan(kSmallScanBytes, seed));
+      hashes_.push_back(storeAt(kVillage, small_.back()));
+    }
+    boundDistrictCache(kSmallScanBytes * 5 / 2);
+  }
+
+  void boundDistrictCache(uint64_t max_bytes) {
+    fetch_settings_[kDistrict].cache_max_bytes = max_bytes;
+    restart(kDistrict);
+  }
+
+  void fetchOk(const std::string& hash, FetchedMaterial::Source expected) {
+    auto got = fetchAt(kDistrict, hash);
+    ASSERT_TRUE(got.isOk()) << got.status().toString();
+    EXPECT_EQ(got->source, expected) << fetchSourceName(got->source);
+  }
+
+  std::vector<Bytes> small_;
+  std::vector<std::string> hashes_;
+};
+
+TEST_F(MaterialCacheTest, KeepingAFileBeyondTheBoundEvictsTheLeastRecentlyUsedCachedFile) {
+  fetchOk(hashes_[0], FetchedMaterial::Source::kFetched);
+  fetchOk(hashes_[1], FetchedMaterial::Source::kFetched);
+  EXPECT_EQ(districtCounters().cache_files, 2u);
+  EXPECT_EQ(districtCounters().cache_evictions, 0u);
+
+  fetchOk(hashes_[2], FetchedMaterial::Source::kFetched);  // 300 KiB > 250 KiB: the oldest goes
+  EXPECT_FALSE(hasFile(kDistrict, hashes_[0]));
+  EXPECT_FALSE(cacheRowAt(kDistrict, hashes_[0]));
+  EXPECT_TRUE(hasFile(kDistrict, hashes_[1]));
+  EXPECT_TRUE(hasFile(kDistrict, hashes_[2]));
+  EXPECT_EQ(districtCounters().cache_evictions, 1u);
+  EXPECT_EQ(districtCounters().cache_files, 2u);
+  EXPECT_EQ(districtCounters().cache_bytes, 2 * kSmallScanBytes);
+  // Evicted is not lost: the next request fetches it again from the village.
+  fetchOk(hashes_[0], FetchedMaterial::Source::kFetched);
+}
+
+TEST_F(MaterialCacheTest, ACacheHitMakesTheFileTheLastToBeEvicted) {
+  fetchOk(hashes_[0], FetchedMaterial::Source::kFetched);
+  fetchOk(hashes_[1], FetchedMaterial::Source::kFetched);
+  fetchOk(hashes_[0], FetchedMaterial::Source::kCached);  // now the most recently used
+  EXPECT_EQ(districtCounters().cache_hits, 1u);
+
+  fetchOk(hashes_[2], FetchedMaterial::Source::kFetched);
+  EXPECT_TRUE(hasFile(kDistrict, hashes_[0])) << "used last, so kept";
+  EXPECT_FALSE(hasFile(kDistrict, hashes_[1])) << "the least recently used goes";
+  EXPECT_TRUE(hasFile(kDistrict, hashes_[2]));
+}
+
+TEST_F(MaterialCacheTest, FilesStoredHereAreNeverEvictedNorCounted) {
+  // The district stores a scan of its own, and takes in one it had fetched before: both are its
+  // truth now, not cache.
+  fetchOk(hashes_[0], FetchedMaterial::Source::kFetched);
+  auto own = nodes_[kDistrict]->materials().put(scan(kSmallScanBytes, 9), "id_card", kHolder, "image/jpeg", "clerk2",
+                                                world_.now());
+  ASSERT_TRUE(own.isOk()) << own.status().toString();
+  auto taken_in = nodes_[kDistrict]->materials().put(small_[0], "id_card", kHolder, "image/jpeg", "clerk2", world_.now());
+  ASSERT_TRUE(taken_in.isOk()) << taken_in.status().toString();
+  EXPECT_FALSE(cacheRowAt(kDistrict, hashes_[0])) << "stored here now: no longer cache";
+
+  // Far past the bound: every cached file but the newest goes; the district's own files stay.
+  boundDistrictCache(kSmallScanBytes / 2);
+  fetchOk(hashes_[1], FetchedMaterial::Source::kFetched);
+  fetchOk(hashes_[2], FetchedMaterial::Source::kFetched);
+  EXPECT_FALSE(hasFile(kDistrict, hashes_[1]));
+  EXPECT_TRUE(hasFile(kDistrict, hashes_[2]));
+  for (const std::string& hash : {own->hash, hashes_[0]}) {
+    EXPECT_TRUE(hasFile(kDistrict, hash));
+    EXPECT_TRUE(nodes_[kDistrict]->materials().read(hash).isOk()) << "a file stored here reads as before";
+  }
+  EXPECT_EQ(districtCounters().cache_files, 1u) << "files stored here are not cache";
+  EXPECT_EQ(districtCounters().cache_bytes, kSmallScanBytes);
+}
+
+TEST_F(MaterialCacheTest, TheFileJustFetchedStaysEvenWhenItAloneExceedsTheBound) {
+  boundDistrictCache(kSmallScanBytes / 2);
+  fetchOk(hashes_[0], FetchedMaterial::Source::kFetched);
+  EXPECT_TRUE(hasFile(kDistrict, hashes_[0])) << "kept: its caller is reading it";
+  EXPECT_EQ(districtCounters().cache_bytes, kSmallScanBytes) << "over the bound, and the counters say so";
+  EXPECT_EQ(districtCounters().cache_evictions, 0u);
+
+  fetchOk(hashes_[1], FetchedMaterial::Source::kFetched);  // the next one takes its place
+  EXPECT_FALSE(hasFile(kDistrict, hashes_[0]));
+  EXPECT_TRUE(hasFile(kDistrict, hashes_[1]));
+  EXPECT_EQ(districtCounters().cache_evictions, 1u);
+}
+
+TEST_F(MaterialCacheTest, ALoweredBoundTakesEffectAtTheNextStart) {
+  for (const auto& hash : hashes_) fetchOk(hash, FetchedMaterial::Source::kFetched);
+  boundDistrictCache(kSmallScanBytes);
+  EXPECT_EQ(districtCounters().cache_files, 1u);
+  EXPECT_EQ(districtCounters().cache_evictions, 1u);
+  EXPECT_TRUE(hasFile(kDistrict, hashes_[2])) << "the most recently used stays";
+}
+
+// A crash between a cached file's row and its file, either way round: the next start sees the
+// cache as it is on disk, and every file is still served.
+TEST_F(MaterialCacheTest, RestartAfterACrashBetweenRowAndFileFindsTheCacheConsistent) {
+  fetchOk(hashes_[0], FetchedMaterial::Source::kFetched);
+  fetchOk(hashes_[1], FetchedMaterial::Source::kFetched);
+  // hashes_[0]: its row committed, its file gone (a crash before the file landed, or after
+  // eviction removed it and before the row went).
+  ASSERT_TRUE(std::filesystem::remove(fileAt(kDistrict, hashes_[0])));
+  // hashes_[1]: its file on disk, its row gone (as cached before the table existed); and the
+  // temporary file of a rewrite that a crash left half written.
+  ASSERT_TRUE(nodes_[kDistrict]->database().exec("DELETE FROM fetch_cache WHERE hash = '" + hashes_[1] + "'").isOk());
+  const std::string half_written = fileAt(kDistrict, hashes_[1]) + ".tmp";
+  ASSERT_TRUE(writeFileAtomically(half_written, Bytes(1000, 0x5a)).isOk());
+  restart(kDistrict);
+
+  EXPECT_FALSE(cacheRowAt(kDistrict, hashes_[0])) << "a row without its file is dropped";
+  EXPECT_TRUE(cacheRowAt(kDistrict, hashes_[1])) << "a file without its row is adopted";
+  EXPECT_FALSE(std::filesystem::exists(half_written));
+  EXPECT_EQ(districtCounters().cache_files, 1u);
+  EXPECT_EQ(districtCounters().cache_bytes, kSmallScanBytes);
+
+  fetchOk(hashes_[0], FetchedMaterial::Source::kFetched);
+  fetchOk(hashes_[1], FetchedMaterial::Source::kCached);
+  // The adopted file counts against the bound like any other (it went in as least recently used
+  // and was used since): the next file pushes out the least recently used, hashes_[0].
+  fetchOk(hashes_[2], FetchedMaterial::Source::kFetched);
+  EXPECT_FALSE(hasFile(kDistrict, hashes_[0]));
+  EXPECT_TRUE(hasFile(kDistrict, hashes_[1]));
+  EXPECT_EQ(districtCounters().cache_bytes, 2 * kSmallScanBytes);
+}
+
+TEST(FetchCacheConfig, TheBoundIsAConfigKeyWithADefaultAndAClearRange) {
+  const std::string base =
+      "division = \"440604000000\"\nname = \"district\"\ndata_dir = \"/tmp/d\"\nkey_dir = \"/tmp/k\"\n"
+      "nats_urls = [\"nats://127.0.0.1:4222\"]\n";
+  auto defaults = parseNodeConfig(base, "node.toml");
+  ASSERT_TRUE(defaults.isOk()) << defaults.status().toString();
+  EXPECT_EQ(defaults->fetch_cache_max_bytes, kDefaultFetchCacheMaxBytes);
+  auto set = parseNodeConfig(base + "fetch_cache_max_bytes = 536870912\n", "node.toml");
+  ASSERT_TRUE(set.isOk()) << set.status().toString();
+  EXPECT_EQ(set->fetch_cache_max_bytes, 512u << 20);
+  for (const char* bad : {"fetch_cache_max_bytes = 1000\n", "fetch_cache_max_bytes = \"2 GiB\"\n",
+                          "fetch_cache_max_bytes = 2199023255553\n"}) {
+    auto st = parseNodeConfig(base + bad, "node.toml").status();
+    EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << bad;
+    EXPECT_NE(st.message().find("'fetch_cache_max_bytes' must be a number of bytes from 16777216"), std::string::npos)
+        << st.message();
+  }
+}
+
+// --- One file, several storing nodes: the next is asked when one fails ---
+
+// The same scan, for the same holder, stored at the village and then at its sibling (an ID card
+// scanned at two stations): the district holds both records, the sibling's newest.
+class MaterialFallbackTest : public MaterialFetchTest {
+ protected:
+  void SetUp() override {
+    MaterialFetchTest::SetUp();
+    if (HasFatalFailure()) return;
+    ASSERT_EQ(storeAt(kSibling, content_, /*records=*/2), hash_);
+  }
+
+  // `node` answers every request with a signed refusal of `code`.
+  void refuseAt(const char* node, const std::string& error_code) {
+    replaceVillageResponder(
+        [this, node, error_code](const OpenedEnvelope& e, const MaterialFetchRequestMsg& asked) {
+          MaterialChunkMsg c;
+          c.hash = asked.hash;
+          c.error_code = error_code;
+          c.error_message = "no material of holder " + asked.holder + " is stored at " + node;
+          return sealChunk(e, c, node);
+        },
+        node);
+  }
+};
+
+TEST_F(MaterialFallbackTest, APartitionedStoringNodeIsFollowedByTheNextOne) {
+  world_.setLinkUp(code(kSibling), false);
+  auto got = fetchAt(kDistrict, hash_);
+  ASSERT_TRUE(got.isOk()) << got.status().toString();
+  EXPECT_EQ(got->content, content_);
+  EXPECT_EQ(got->source, FetchedMaterial::Source::kFetched);
+  EXPECT_EQ(got->record.stored_at, kVillage) << "the record of the node that served it";
+  EXPECT_EQ(districtCounters().source_fallbacks, 1u);
+  EXPECT_EQ(districtCounters().fetches_started, 1u);
+}
+
+TEST_F(MaterialFallbackTest, TheNewestRecordsNodeIsAskedFirstAndAloneWhenItServes) {
+  auto got = fetchAt(kDistrict, hash_);
+  ASSERT_TRUE(got.isOk()) << got.status().toString();
+  EXPECT_EQ(got->record.stored_at, kSibling);
+  EXPECT_EQ(districtCounters().source_fallbacks, 0u);
+}
+
+TEST_F(MaterialFallbackTest, ANotFoundAnswerIsFollowedByTheNextStoringNode) {
+  refuseAt(kSibling, "NOT_FOUND");
+  auto got = fetchAt(kDistrict, hash_);
+  ASSERT_TRUE(got.isOk()) << got.status().toString();
+  EXPECT_EQ(got->record.stored_at, kVillage);
+  EXPECT_EQ(got->content, content_);
+}
+
+TEST_F(MaterialFallbackTest, WhenNoStoringNodeServesTheErrorNamesEverySourceTriedAndWhy) {
+  world_.setLinkUp(code(kSibling), false);
+  refuseAt(kVillage, "NOT_FOUND");
+  auto got = fetchAt(kDistrict, hash_);
+  ASSERT_FALSE(got.isOk());
+  const std::string& m = got.status().message();
+  EXPECT_TRUE(got.status().code() == ErrorCode::kNoResponders || got.status().code() == ErrorCode::kTimeout)
+      << "the failure a retry may cure decides the code: " << got.status().toString();
+  EXPECT_NE(m.find("could not be fetched; storing nodes asked, newest record first: (1) "), std::string::npos) << m;
+  EXPECT_NE(m.find("(1) " + std::string(kSibling) + ", which"), std::string::npos) << m;
+  EXPECT_NE(m.find("(2) " + std::string(kVillage) + ", which refused: NOT_FOUND"), std::string::npos) << m;
+  EXPECT_NE(m.find("try again when their links are up"), std::string::npos) << m;
+  EXPECT_FALSE(cachedAtDistrict());
+}
+
+TEST_F(MaterialFallbackTest, AtMostMaxSourcesStoringNodesAreAsked) {
+  fetch_settings_[kDistrict].max_sources = 1;
+  restart(kDistrict);
+  world_.setLinkUp(code(kSibling), false);
+  auto got = fetchAt(kDistrict, hash_);
+  ASSERT_FALSE(got.isOk());
+  EXPECT_NE(got.status().message().find("is stored at " + std::string(kSibling)), std::string::npos)
+      << got.status().message();
+  EXPECT_EQ(got.status().message().find(kVillage), std::string::npos) << got.status().message();
+  EXPECT_EQ(districtCounters().source_fallbacks, 0u);
+}
+
+TEST_F(MaterialFallbackTest, EverySourceSharesTheOneOverallDeadline) {
+  // Two attempts of 5 s at a silent sibling would take ~10 s; the whole file may take 8 s.
+  fetch_settings_[kDistrict].overall_deadline_ms = 8000;
+  restart(kDistrict);
+  world_.faults().drop = 1.0;
+  const TimeMs asked_at = world_.now();
+  auto got = fetchAt(kDistrict, hash_);
+  ASSERT_FALSE(got.isOk());
+  EXPECT_EQ(got.status().code(), ErrorCode::kTimeout) << got.status().toString();
+  EXPECT_NE(got.status().message().find("not asked before the deadline: " + std::string(kVillage)), std::string::npos)
+      << got.status().message();
+  EXPECT_LE(world_.now() - asked_at, 8000 + 100) << "virtual time: the deadline bounds the whole fetch";
 }
 
 }  // namespace
