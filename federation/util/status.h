@@ -80,8 +80,14 @@ class [[nodiscard]] Result {
   const T* operator->() const { return &value(); }
   T* operator->() { return &value(); }
 
-  // OK status when a value is held.
-  Status status() const { return isOk() ? Status::ok() : std::get<Status>(v_); }
+  // OK status when a value is held. On a named Result this is a reference into it (so
+  // `const std::string& m = r.status().message();` stays valid as long as `r` does); on a
+  // temporary it is a copy, so nothing can be left pointing into a Result that is gone.
+  const Status& status() const& {
+    static const Status kOkStatus;
+    return isOk() ? kOkStatus : std::get<Status>(v_);
+  }
+  Status status() && { return isOk() ? Status::ok() : std::get<Status>(std::move(v_)); }
 
  private:
   std::variant<T, Status> v_;

@@ -693,7 +693,7 @@ TEST_F(MaterialFallbackTest, WhenNoStoringNodeServesTheErrorNamesEverySourceTrie
   refuseAt(kVillage, "NOT_FOUND");
   auto got = fetchAt(kDistrict, hash_);
   ASSERT_FALSE(got.isOk());
-  const std::string& m = got.status().message();
+  const std::string m = got.status().message();  // a copy: status() returns by value
   EXPECT_TRUE(got.status().code() == ErrorCode::kNoResponders || got.status().code() == ErrorCode::kTimeout)
       << "the failure a retry may cure decides the code: " << got.status().toString();
   EXPECT_NE(m.find("could not be fetched; storing nodes asked, newest record first: (1) "), std::string::npos) << m;
