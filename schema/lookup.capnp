@@ -29,6 +29,13 @@ struct LookupRecordMsg {
   atMs @5 :Int64;              # verified / issued at
   sealVerified @6 :Bool;       # the answering node checked the issuer's seal itself
   payload @7 :Data;
+  # Credentials: the answering node's verdict on the credential when it answered (valid, revoked,
+  # suspended, superseded, expired, not_yet_valid, unknown), why, the newest version it holds and
+  # how fresh its status data is.
+  status @8 :Text;
+  statusReason @9 :Text;
+  currentVersion @10 :UInt32;
+  statusFreshAsOfMs @11 :Int64;
 }
 
 # kind 121 (statement): the answer, signed by the node that answered (FOUND from its store or
@@ -45,6 +52,11 @@ struct LookupAnswer {
   failedLink @7 :Text;         # could not ask: "<child code> → <parent code>"
   reason @8 :Text;             # could not ask: "石湾镇 → 禅城区: no answer within 1200 ms"
   linkDownSinceMs @9 :Int64;   # 0 if unknown
+  # Not found: the city's completeness watermark (every durable record created in the tree before
+  # it had reached the city) and, when it lags, the subtree holding it back.
+  completeAsOfMs @10 :Int64;
+  heldBackBy @11 :Text;        # a division code, or ""
+  heldBackByName @12 :Text;
 }
 
 struct LookupHopMsg {

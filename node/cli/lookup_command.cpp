@@ -100,11 +100,25 @@ int run(const LookupArgs& a) {
                 << r.value("holder", "") << ", at " << r.value("issued_at", "") << " "
                 << formatTime(r.value("at_ms", int64_t{0}))
                 << (r.value("seal_verified", false) ? ", seal verified" : ", vouched for by " + by) << "\n";
+      if (r.contains("status") && r["status"].is_object()) {
+        const json& s = r["status"];
+        std::cout << "    status: " << s.value("verdict", "unknown");
+        if (!s.value("reason", "").empty()) std::cout << " (" << s.value("reason", "") << ")";
+        if (s["fresh_as_of_ms"].is_number()) {
+          std::cout << "; status data as of " << formatTime(s["fresh_as_of_ms"].get<int64_t>()) << " at " << by;
+        }
+        std::cout << "\n";
+      }
     }
     if (doc.value("truncated", false)) std::cout << "  (more records exist than one answer carries)\n";
   } else if (outcome == "not_found") {
-    std::cout << "not found: " << by << " holds every record and has none, via " << route << " in " << took
-              << " ms\n";
+    std::cout << "not found: " << by << " has none of the records created before "
+              << formatTime(doc.value("complete_as_of_ms", int64_t{0})) << ", via " << route << " in " << took << " ms\n";
+    if (doc["held_back_by"].is_object()) {
+      std::cout << "  incomplete: records of " << who(doc["held_back_by"]) << " are known only up to "
+                << formatTime(doc["held_back_by"].value("since_ms", int64_t{0}))
+                << " (its link is down or lagging); a newer record there may exist\n";
+    }
   } else {
     std::cout << "could not ask: " << doc.value("reason", "") << " (said by " << by << ", via " << route << ", "
               << took << " ms)";

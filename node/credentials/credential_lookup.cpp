@@ -6,7 +6,7 @@ namespace {
 
 class CredentialLookupSource : public LookupSource {
  public:
-  explicit CredentialLookupSource(CredentialService& credentials) : credentials_(credentials) {}
+  CredentialLookupSource(CredentialService& credentials, Clock& clock) : credentials_(credentials), clock_(clock) {}
 
   bool answers(LookupQuestion question) const override {
     return question == LookupQuestion::kHolder || question == LookupQuestion::kCredential;
@@ -50,7 +50,7 @@ class CredentialLookupSource : public LookupSource {
   }
 
  private:
-  static LookupRecord toRecord(const CredentialInfo& c, const Bytes& sealed) {
+  LookupRecord toRecord(const CredentialInfo& c, const Bytes& sealed) {
     LookupRecord r;
     r.type = "credential";
     r.id = c.number;
@@ -60,16 +60,37 @@ class CredentialLookupSource : public LookupSource {
     r.at_ms = c.issued_at_ms;
     r.seal_verified = true;  // the issuer's signature and chain were checked when it was stored
     r.payload = sealed;
+    // Genuine is not the same as in force: say what this node knows of its status now.
+    const Verification v = credentials_.verify(sealed, clock_.now());
+    r.status = v.verdict;
+    r.status_reason = v.reason;
+    r.current_version = v.current_version;
+    r.status_fresh_as_of_ms = v.status_fresh_as_of_ms;
     return r;
   }
 
   CredentialService& credentials_;
+  Clock& clock_;
 };
 
 }  // namespace
 
-std::unique_ptr<LookupSource> makeCredentialLookupSource(CredentialService& credentials) {
-  return std::make_unique<CredentialLookupSource>(credentials);
+std::unique_ptr<LookupSource> makeCredentialLookupSource(CredentialService& credentials, Clock& clock) {
+  return std::make_unique<CredentialLookupSource>(credentials, clock);
+}
+
+Status checkCredentialRecord(const LookupRecord& record, const OpenedEnvelope& document) {
+  if (document.kind != kCredentialKind) {
+    return Status(ErrorCode::kUnauthorized, "its payload is a kind " + std::to_string(document.kind) +
+                                                " document, not a credential (kind " + std::to_string(kCredentialKind) + ")");
+  }
+  TB_ASSIGN_OR_RETURN(CredentialInfo c, decodeCredentialPayload(document.payload));
+  if (c.number != record.id || c.holder_id != record.holder || c.issuer != record.issued_at) {
+    return Status(ErrorCode::kUnauthorized, "the document is credential " + c.number + " of " + c.holder_id +
+                                                " issued by " + c.issuer + ", the record says " + record.id + " of " +
+                                                record.holder + " issued by " + record.issued_at);
+  }
+  return Status::ok();
 }
 
 }  // namespace tongban

@@ -70,6 +70,7 @@ struct CredentialService::Impl {
   Freshness freshness;
   KeyRevoked key_revoked;
   CredentialSettings settings;
+  std::function<void(const std::string&)> status_observer;  // setStatusObserver
 
   const DivisionCode& self() const { return identity->division; }
 
@@ -232,6 +233,7 @@ struct CredentialService::Impl {
     stmt.bind(1, s.number).bind(2, s.status).bind(3, static_cast<int64_t>(s.version)).bind(4, s.at_ms).bind(5, s.by);
     stmt.bind(6, s.by_name).bind(7, s.reason).bind(8, static_cast<int64_t>(current_version)).bind(9, sealed).bind(10, now);
     TB_RETURN_IF_ERROR(stmt.run());
+    if (status_observer) status_observer(s.number);
     return true;
   }
 
@@ -650,6 +652,10 @@ Result<std::optional<CredentialStatusInfo>> CredentialService::status(const std:
   TB_ASSIGN_OR_RETURN(auto held, impl_->loadStatus(number));
   if (!held) return std::optional<CredentialStatusInfo>();
   return std::make_optional(held->first);
+}
+
+void CredentialService::setStatusObserver(std::function<void(const std::string& number)> observer) {
+  impl_->status_observer = std::move(observer);
 }
 
 }  // namespace tongban

@@ -180,6 +180,11 @@ class CredentialService {
   Result<std::optional<CredentialInfo>> listByNumber(const std::string& number);
   Result<std::optional<CredentialStatusInfo>> status(const std::string& number);
 
+  // Observer hook: called with a credential's number whenever a status record for it (a
+  // revocation, suspension, reinstatement or renewal) is stored here, inside the storing
+  // transaction (so possibly rolled back: use it only to forget cached knowledge). Lookups use it.
+  void setStatusObserver(std::function<void(const std::string& number)> observer);
+
   struct Impl;
  private:
   explicit CredentialService(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -20,6 +20,11 @@ json recordJson(Node& node, const LookupRecord& r) {
     }
   } else if (r.type == "credential") {
     j["text"] = credentialToText(r.payload);  // verify it: POST /api/credentials/verify
+    // What the answering node knew of its status when it answered.
+    j["status"] = {{"verdict", r.status.empty() ? "unknown" : r.status},
+                   {"reason", r.status_reason},
+                   {"current_version", r.current_version},
+                   {"fresh_as_of_ms", r.status_fresh_as_of_ms ? json(r.status_fresh_as_of_ms) : json(nullptr)}};
   } else if (r.type == "identity") {
     if (auto who = node.credentials().openIdentity(r.payload, node.clock().now()); who) {
       j["name"] = who->name;
@@ -47,6 +52,14 @@ json lookupResultJson(Node& node, const LookupResult& r) {
          {"truncated", r.truncated},
          {"took_ms", r.took_ms}};
   if (!r.note.empty()) j["note"] = r.note;
+  if (r.outcome == LookupOutcome::kNotFound) {
+    // The city's records are complete for everything created before this instant; a record made
+    // later may still be on its way up (held back by the subtree named, when it lags).
+    j["complete_as_of_ms"] = r.complete_as_of_ms;
+    j["held_back_by"] = r.held_back_by.empty()
+                            ? json(nullptr)
+                            : json{{"division", r.held_back_by}, {"name", r.held_back_by_name}, {"since_ms", r.complete_as_of_ms}};
+  }
   if (r.outcome == LookupOutcome::kCouldNotAsk) {
     j["reason"] = r.reason;
     j["failed_link"] = r.failed_link;

@@ -117,13 +117,39 @@ struct Waiter {
   uint64_t id = 0;
   ResolveCallback done;
   Clock::TimerId timer = 0;  // joiners only: their own deadline
+  TimeMs deadline_ms = 0;    // the latest instant this waiter can still use an answer from upstream
+};
+
+// Everyone waiting at this node for the parent's answer to one question, and when the upstream
+// request in flight for them gives up.
+struct Pending {
+  std::vector<Waiter> waiters;
+  TimeMs request_deadline_ms = 0;
 };
 
 struct CacheEntry {
   std::string key;
   VerifiedAnswer answer;
   TimeMs expires_at_ms = 0;
+  size_t bytes = 0;
 };
+
+// What a cached answer costs: its sealed bytes plus the decoded copy of its records.
+size_t cacheEntryBytes(const VerifiedAnswer& a) {
+  size_t n = a.sealed.size() + sizeof(CacheEntry);
+  for (const auto& r : a.answer.records) {
+    n += sizeof(LookupRecord) + r.payload.size() + r.type.size() + r.id.size() + r.holder.size() + r.kind.size() +
+         r.issued_at.size() + r.status.size() + r.status_reason.size();
+  }
+  return n + a.answer.note.size() + a.answer.answerer_name.size();
+}
+
+bool namesCredential(const VerifiedAnswer& a, const std::string& number) {
+  for (const auto& r : a.answer.records) {
+    if (r.type == "credential" && r.id == number) return true;
+  }
+  return false;
+}
 
 std::string nameOf(const Bytes& signed_certificate) {
   auto info = peekCertificate(signed_certificate);
@@ -143,14 +169,17 @@ struct LookupService::Impl {
   std::optional<DivisionCode> parent;
   std::string parent_name;
   std::vector<std::unique_ptr<LookupSource>> sources;
+  CredentialRecordCheck credential_check;
+  CompletenessProbe completeness;
   Transport::SubscriptionId subscription = 0;
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   bool stopped = false;
   Stats stats;
-  std::map<std::string, std::vector<Waiter>> pending;  // question → who waits for the parent
+  std::map<std::string, Pending> pending;  // question → who waits for the parent
   uint64_t next_waiter = 1;
   std::list<CacheEntry> lru;  // most recently used first
   std::unordered_map<std::string, std::list<CacheEntry>::iterator> cache;
+  size_t cache_bytes = 0;
 
   const DivisionCode& self() const { return identity->division; }
   std::string selfLabel() const { return identity->name.empty() ? self().str() : identity->name; }
@@ -161,34 +190,57 @@ struct LookupService::Impl {
     auto it = cache.find(key);
     if (it == cache.end()) return nullptr;
     if (it->second->expires_at_ms <= now) {
-      lru.erase(it->second);
-      cache.erase(it);
+      forget(it);
       return nullptr;
     }
     lru.splice(lru.begin(), lru, it->second);
     return &it->second->answer;
   }
 
+  void forget(std::unordered_map<std::string, std::list<CacheEntry>::iterator>::iterator it) {
+    cache_bytes -= it->second->bytes;
+    lru.erase(it->second);
+    cache.erase(it);
+  }
+
   void remember(const std::string& key, const VerifiedAnswer& answer) {
     if (settings.cache_entries == 0) return;
-    auto it = cache.find(key);
-    if (it != cache.end()) {
-      lru.erase(it->second);
-      cache.erase(it);
-    }
-    lru.push_front(CacheEntry{key, answer, answer.signed_at_ms + settings.cache_ttl_ms});
+    if (auto it = cache.find(key); it != cache.end()) forget(it);
+    const size_t bytes = cacheEntryBytes(answer);
+    if (bytes > settings.cache_max_bytes) return;  // would push out everything else and still not fit
+    lru.push_front(CacheEntry{key, answer, answer.signed_at_ms + settings.cache_ttl_ms, bytes});
     cache[key] = lru.begin();
-    while (cache.size() > settings.cache_entries) {
-      cache.erase(lru.back().key);
-      lru.pop_back();
+    cache_bytes += bytes;
+    while (cache.size() > settings.cache_entries || cache_bytes > settings.cache_max_bytes) {
+      forget(cache.find(lru.back().key));
     }
+  }
+
+  void forgetCredential(const std::string& number) {
+    const std::string own_key = std::string(lookupQuestionName(LookupQuestion::kCredential)) + ":" + number;
+    for (auto it = lru.begin(); it != lru.end();) {
+      auto next = std::next(it);
+      if (it->key == own_key || namesCredential(it->answer, number)) forget(cache.find(it->key));
+      it = next;
+    }
+  }
+
+  void clear() {
+    lru.clear();
+    cache.clear();
+    cache_bytes = 0;
   }
 
   // ---- our own statements ----
   Resolution ownAnswer(const LookupQuery& q, LookupOutcome outcome, std::vector<LookupRecord> records = {},
                        std::string note = {}, std::string failed_link = {}, std::string reason = {},
-                       TimeMs since = 0) {
+                       TimeMs since = 0, const Completeness* complete = nullptr) {
     AnswerMsg a;
+    if (complete) {
+      a.complete_as_of_ms = std::min(complete->as_of_ms, clock->now());
+      a.held_back_by = complete->held_back_by;
+      a.held_back_by_name = complete->held_back_by_name;
+    }
     a.query = q;
     a.outcome = outcome;
     if (records.size() > kMaxLookupRecords) {
@@ -234,6 +286,20 @@ struct LookupService::Impl {
     return ownAnswer(q, LookupOutcome::kCouldNotAsk, {}, {}, link, reason, since);
   }
 
+  // This node's own store could not be read: whatever it holds is unknown, so neither it nor an
+  // answer from above may say "not found".
+  Resolution storeFailed(const LookupQuery& q, const std::string& why) {
+    return ownAnswer(q, LookupOutcome::kCouldNotAsk, {}, {}, {},
+                     "the records at " + selfLabel() + " could not be read (" + why +
+                         "), so whether it holds a " + lookupQuestionName(q.question) + " record is unknown");
+  }
+
+  // The city's "not found", with how complete its records are.
+  Resolution notFound(const LookupQuery& q, std::string note) {
+    Completeness c = completeness ? completeness() : Completeness{};
+    return ownAnswer(q, LookupOutcome::kNotFound, {}, std::move(note), {}, {}, 0, &c);
+  }
+
   // ---- verification of what comes from upstream ----
   Result<VerifiedAnswer> verifyAnswer(const Bytes& sealed, const LookupQuery& q, TimeMs asked_at) {
     if (sealed.size() > kMaxLookupAnswerBytes) {
@@ -264,6 +330,9 @@ struct LookupService::Impl {
         if (e.timestamp_ms + settings.freshness_slack_ms < asked_at) {
           return Status(ErrorCode::kReplay, "a negative lookup answer signed before the question was asked");
         }
+        if (a.complete_as_of_ms > e.timestamp_ms) {
+          return Status(ErrorCode::kMalformed, "a \"not found\" claims completeness after the moment it was signed");
+        }
         break;
       case LookupOutcome::kFound:
         if (a.records.empty()) return Status(ErrorCode::kMalformed, "a \"found\" answer without records");
@@ -286,6 +355,14 @@ struct LookupService::Impl {
               return Status(ErrorCode::kUnauthorized, e.signer.str() + " answered with a credential " + r.id +
                                                           " that is not a document signed by " + r.issued_at);
             }
+            // ... and it must be the credential the record says it is.
+            if (!credential_check) {
+              return Status(ErrorCode::kUnauthorized, "credential " + r.id + " cannot be checked at " + self().str());
+            }
+            if (Status st = credential_check(r, *document); !st.isOk()) {
+              return Status(ErrorCode::kUnauthorized, e.signer.str() + " answered with a credential record " + r.id +
+                                                          " that does not match its document: " + st.message());
+            }
           } else if (!issuer || !e.signer.covers(*issuer)) {
             return Status(ErrorCode::kUnauthorized, e.signer.str() + " answered for a record of " + r.issued_at +
                                                         ", which is outside its subtree");
@@ -303,13 +380,21 @@ struct LookupService::Impl {
     // 1. Our own store: authoritative and fresh for our subtree.
     std::vector<LookupRecord> records;
     bool any_source = false;
+    std::string store_error;  // a source that could not read its store
     for (auto& source : sources) {
       if (!source->answers(q.question)) continue;
       any_source = true;
+      const uint64_t skipped_before = source->skippedRecords();
       auto found = source->find(q, kMaxLookupRecords + 1 - std::min(records.size(), kMaxLookupRecords));
+      if (found && found->empty() && source->skippedRecords() > skipped_before && store_error.empty()) {
+        // Nothing readable, but something was there: a damaged record is not an absent one.
+        store_error = "a record held for it is damaged";
+      }
       if (!found) {
+        ++stats.source_failures;
         spdlog::error("[{}] lookup source failed for a {} question: {}", self().str(), lookupQuestionName(q.question),
                       found.status().toString());
+        if (store_error.empty()) store_error = found.status().toString();
         continue;
       }
       for (auto& r : *found) records.push_back(std::move(r));
@@ -319,6 +404,7 @@ struct LookupService::Impl {
       if (q.question == LookupQuestion::kHolder && parent) {
         note = "records held in " + selfLabel() + "'s area; other divisions may hold more (the city holds all)";
       }
+      if (!store_error.empty()) note += (note.empty() ? "" : "; ") + std::string("part of the records here could not be read");
       return done(ownAnswer(q, LookupOutcome::kFound, std::move(records), note));
     }
     // 2. A positive answer that passed here lately.
@@ -326,40 +412,51 @@ struct LookupService::Impl {
       ++stats.cache_hits;
       return done(Resolution{*hit, {}, self().str()});
     }
-    // 3. The city holds everything: nothing here means nothing anywhere.
+    // Our store failed: what it holds is unknown, so a "not found" (ours, or the city's from
+    // above while a record of ours may still be on its way up) must not get through.
+    if (!store_error.empty()) {
+      if (!parent) return done(storeFailed(q, store_error));
+      done = [this, alive = alive, q, store_error, done = std::move(done)](Resolution r) {
+        if (*alive && r.answer.answer.outcome == LookupOutcome::kNotFound) return done(storeFailed(q, store_error));
+        done(std::move(r));
+      };
+    }
+    // 3. The city holds everything that reached it: nothing here means nothing anywhere created
+    //    before its completeness watermark, which the answer states.
     if (!parent) {
       std::string note;
       if (!any_source) {
         note = std::string("no ") + lookupQuestionName(q.question) + " records are kept in this network, so none exists";
       }
-      return done(ownAnswer(q, LookupOutcome::kNotFound, {}, note));
+      return done(notFound(q, note));
     }
     // 4. Someone here already asked the parent the same question: wait for that answer.
     auto waiting = pending.find(key);
     if (waiting != pending.end()) {
-      if (waiting->second.size() >= settings.max_waiters_per_question) {
+      auto& list = waiting->second.waiters;
+      if (list.size() >= settings.max_waiters_per_question) {
         return done(couldNotAsk(q, "too many lookups of this question wait at " + selfLabel() + "; try again shortly",
                                 false));
       }
       const DurationMs wait_ms = budget_ms - settings.hop_margin_ms;
       if (wait_ms <= 0) return done(budgetExhausted(q, budget_ms));
       ++stats.coalesced;
-      Waiter w{next_waiter++, std::move(done), 0};
+      Waiter w{next_waiter++, std::move(done), 0, now + wait_ms};
       const uint64_t id = w.id;
       w.timer = clock->schedule(wait_ms, [this, alive = alive, key, id, q, wait_ms] {
         if (!*alive) return;
         auto it = pending.find(key);
         if (it == pending.end()) return;
-        auto& list = it->second;
-        auto me = std::find_if(list.begin(), list.end(), [id](const Waiter& x) { return x.id == id; });
-        if (me == list.end()) return;
+        auto& waiters = it->second.waiters;
+        auto me = std::find_if(waiters.begin(), waiters.end(), [id](const Waiter& x) { return x.id == id; });
+        if (me == waiters.end()) return;
         ResolveCallback cb = std::move(me->done);
-        list.erase(me);
+        waiters.erase(me);
         cb(couldNotAsk(q, selfLabel() + " → " + parentLabel() + ": no answer within " + std::to_string(wait_ms) +
                               " ms (time budget exhausted at " + selfLabel() + ")",
                        true));
       });
-      waiting->second.push_back(std::move(w));
+      list.push_back(std::move(w));
       return;
     }
     // 5. Ask the parent, keeping a margin for the way back down.
@@ -370,7 +467,7 @@ struct LookupService::Impl {
                                      "; try again shortly",
                               false));
     }
-    pending[key].push_back(Waiter{next_waiter++, std::move(done), 0});
+    pending[key].waiters.push_back(Waiter{next_waiter++, std::move(done), 0, now + upstream_ms});
     askParent(key, q, upstream_ms);
   }
 
@@ -394,22 +491,42 @@ struct LookupService::Impl {
     p.nonce = nonce;
     ++stats.upstream_requests;
     const TimeMs asked_at = p.timestamp_ms;
+    pending[key].request_deadline_ms = asked_at + upstream_ms;
     transport->request(lookupSubject(*parent), sealEnvelope(*identity, p), upstream_ms,
                        [this, alive = alive, key, q, nonce, asked_at, upstream_ms](Result<Bytes> reply) {
                          if (!*alive) return;
-                         finish(key, fromParent(q, nonce, asked_at, upstream_ms, reply));
+                         // Out of time or no link: a joiner with more time left may still get through.
+                         const bool link_failed = !reply && (reply.status().code() == ErrorCode::kTimeout ||
+                                                             reply.status().code() == ErrorCode::kNoResponders ||
+                                                             reply.status().code() == ErrorCode::kUnavailable);
+                         finish(key, q, fromParent(q, nonce, asked_at, upstream_ms, reply), link_failed);
                        });
   }
 
-  void finish(const std::string& key, const Resolution& r) {
+  void finish(const std::string& key, const LookupQuery& q, const Resolution& r, bool link_failed) {
     auto it = pending.find(key);
     if (it == pending.end()) return;
-    std::vector<Waiter> waiters = std::move(it->second);
+    Pending waiting = std::move(it->second);
     pending.erase(it);
-    for (auto& w : waiters) {
+    const TimeMs now = clock->now();
+    std::vector<Waiter> again;  // joiners whose own deadline outlasts the request that failed
+    for (auto& w : waiting.waiters) {
+      if (link_failed && w.deadline_ms > waiting.request_deadline_ms &&
+          w.deadline_ms - now >= settings.min_upstream_ms) {
+        again.push_back(std::move(w));
+        continue;
+      }
       if (w.timer) clock->cancel(w.timer);
       w.done(r);
     }
+    if (again.empty()) return;
+    // Each keeps its own timer; the new request lasts as long as the longest of them can wait.
+    TimeMs latest = 0;
+    for (const auto& w : again) latest = std::max(latest, w.deadline_ms);
+    stats.reasked += again.size();
+    auto& slot = pending[key];
+    for (auto& w : again) slot.waiters.push_back(std::move(w));
+    askParent(key, q, latest - now);
   }
 
   Resolution fromParent(const LookupQuery& q, uint64_t nonce, TimeMs asked_at, DurationMs upstream_ms,
@@ -464,6 +581,24 @@ struct LookupService::Impl {
     }
     auto answer = verifyAnswer(body->answer, q, asked_at);
     if (!answer) return rejected(answer.status());
+    // The route ends where the answer came from: the answerer, or the node whose cache served it
+    // (which the answerer covers: a cache holds only what came from above it).
+    const std::string& last = body->route.back().division;
+    if (body->cached_at.empty() ? last != answer->signer.str() : last != body->cached_at) {
+      return rejected(Status(ErrorCode::kMalformed, "the route ends at " + last + ", not at " +
+                                                        (body->cached_at.empty() ? "the answerer " + answer->signer.str()
+                                                                                 : "the cache at " + body->cached_at)));
+    }
+    if (!body->cached_at.empty()) {
+      auto cache_at = DivisionCode::parse(body->cached_at);
+      if (answer->answer.outcome != LookupOutcome::kFound) {
+        return rejected(Status(ErrorCode::kMalformed, "only a \"found\" answer is served from a cache"));
+      }
+      if (!cache_at || !answer->signer.covers(*cache_at) || answer->signer == *cache_at) {
+        return rejected(Status(ErrorCode::kMalformed, "an answer signed by " + answer->signer.str() +
+                                                          " cannot have been cached at " + body->cached_at));
+      }
+    }
     if (answer->answer.outcome == LookupOutcome::kFound) remember(cacheKey(q), *answer);
     return Resolution{std::move(answer).value(), std::move(body->route), body->cached_at};
   }
@@ -546,6 +681,9 @@ struct LookupService::Impl {
     out.failed_link = a.failed_link;
     out.reason = a.reason;
     out.link_down_since_ms = a.link_down_since_ms;
+    out.complete_as_of_ms = a.complete_as_of_ms;
+    out.held_back_by = a.held_back_by;
+    out.held_back_by_name = a.held_back_by_name;
     out.took_ms = clock->now() - asked_at;
     return out;
   }
@@ -557,8 +695,8 @@ struct LookupService::Impl {
     auto waiting = std::move(pending);
     pending.clear();
     // Answer everyone still waiting while the service can still sign; then go quiet.
-    for (auto& [key, waiters] : waiting) {
-      for (auto& w : waiters) {
+    for (auto& [key, entry] : waiting) {
+      for (auto& w : entry.waiters) {
         if (w.timer) clock->cancel(w.timer);
         LookupQuery q;
         auto colon = key.find(':');
@@ -623,12 +761,19 @@ void LookupService::lookup(const LookupQuery& query, DurationMs budget_ms, Callb
   impl->resolve(query, budget_ms, std::move(deliver));
 }
 
-void LookupService::clearCache() {
-  impl_->lru.clear();
-  impl_->cache.clear();
-}
+void LookupService::setCredentialCheck(CredentialRecordCheck check) { impl_->credential_check = std::move(check); }
+void LookupService::setCompleteness(CompletenessProbe probe) { impl_->completeness = std::move(probe); }
+
+void LookupService::clearCache() { impl_->clear(); }
+void LookupService::forgetCredential(const std::string& number) { impl_->forgetCredential(number); }
 
 size_t LookupService::cacheSize() const { return impl_->cache.size(); }
+size_t LookupService::cacheBytes() const { return impl_->cache_bytes; }
+uint64_t LookupService::skippedRecords() const {
+  uint64_t n = 0;
+  for (const auto& source : impl_->sources) n += source->skippedRecords();
+  return n;
+}
 const LookupService::Stats& LookupService::stats() const { return impl_->stats; }
 void LookupService::stop() { impl_->stop(); }
 

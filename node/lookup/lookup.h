@@ -2,7 +2,9 @@
 // whether a material or credential is genuine, and gets one of three clearly different answers:
 //
 //   FOUND          records, the node that answered (signed by it), the route the question took;
-//   NOT_FOUND      only ever from the city, which holds every record (authoritative);
+//   NOT_FOUND      only ever from the city, which holds every record that reached it: the answer
+//                  says "complete as of W" (every record created in the tree before W has reached
+//                  the city) and, when W lags, which child subtree holds it back;
 //   COULD_NOT_ASK  which link failed ("石湾镇 → 禅城区: no answer within 1200 ms") and since when,
 //                  from the last node that could answer (signed by it) — never a hang.
 //
@@ -15,10 +17,13 @@
 // root, validity, revocation), is for this question, and the answerer covers every record it
 // names. docs/protocol.md "Lookups" has the messages, limits and rules.
 //
-// Positive answers are cached at every node they pass (LRU, TTL; clearCache() on a key
-// revocation). Identical concurrent lookups at a node share one upstream request. Each request
+// Positive answers are cached at every node they pass (LRU, TTL, an entry and a byte bound;
+// clearCache() on a key revocation, forgetCredential() when a credential's status changes).
+// Identical concurrent lookups at a node share one upstream request; a joiner whose budget
+// outlasts a request that failed for want of time or a link asks again with its own. Each request
 // carries its remaining budget; each hop keeps a margin for the way back and refuses to ask
-// upward when too little is left.
+// upward when too little is left. A node whose own store failed never lets "not found" through:
+// its answer is "could not ask", naming its store.
 //
 // Threading: everything runs on the node's executor through the injected Clock and Transport;
 // nothing blocks. A lookup's callback always runs later, never inside lookup().
@@ -56,6 +61,9 @@ inline constexpr size_t kMaxCredentialNumberLength = 64;
 
 struct LookupSettings {
   size_t cache_entries = 4096;               // positive answers kept (least recently used goes)
+  // Bytes the cache may hold: each entry counts its sealed answer plus its decoded records
+  // (cacheEntryBytes). An answer larger than the whole budget is not cached.
+  size_t cache_max_bytes = 64 * 1024 * 1024;
   DurationMs cache_ttl_ms = 5 * 60 * 1000;   // from the answer's signing time
   DurationMs default_budget_ms = 3000;       // when the caller names none
   DurationMs max_budget_ms = 30 * 1000;
@@ -96,6 +104,14 @@ struct LookupRecord {
   // signed, checked hops from the issuer's subtree.
   bool seal_verified = false;
   Bytes payload;          // the record as held (MaterialRecord encoding for a material)
+  // Credentials only: what the answering node knows of the credential's status when it answered
+  // (CredentialService::verify): valid | revoked | suspended | superseded | expired |
+  // not_yet_valid | unknown, the sentence behind it, the newest version it holds, and how fresh
+  // its status data is (every status record issued before then had reached it).
+  std::string status;
+  std::string status_reason;
+  uint32_t current_version = 0;
+  TimeMs status_fresh_as_of_ms = 0;
 };
 
 struct LookupHop {
@@ -115,6 +131,13 @@ struct LookupResult {
   std::vector<LookupRecord> records;
   bool truncated = false;
   std::string note;              // e.g. why credentials are not found yet
+  // Not found: the city's subtree completeness watermark when it answered (every durable record
+  // created anywhere in the tree before this instant had reached the city), and, when it lags
+  // behind the city's clock by more than its tolerance, the subtree holding it back (its code
+  // and name; "since" is when that subtree's records stop being known to be complete).
+  TimeMs complete_as_of_ms = 0;
+  std::string held_back_by;
+  std::string held_back_by_name;
   std::string failed_link;       // could not ask: "440604001000 → 440604000000"
   std::string reason;            // could not ask: what failed, for a person
   TimeMs link_down_since_ms = 0; // could not ask: the failed link's "down since", 0 if unknown
@@ -128,8 +151,11 @@ class LookupSource {
   virtual ~LookupSource() = default;
   // Which questions this source answers (a holder question goes to every source).
   virtual bool answers(LookupQuestion question) const = 0;
-  // Records held for the question, at most `limit`.
+  // Records held for the question, at most `limit`. An error means the store could not be read
+  // (the service then never answers "not found"). A single held record that cannot be decoded is
+  // skipped (logged and counted in skippedRecords()), not an error for the rest.
   virtual Result<std::vector<LookupRecord>> find(const LookupQuery& query, size_t limit) = 0;
+  virtual uint64_t skippedRecords() const { return 0; }
 };
 
 // Materials: the `materials` table (own scans; seals verified with the node's own key) and
@@ -142,6 +168,23 @@ struct UplinkView {
   TimeMs since_ms = 0;
 };
 using UplinkProbe = std::function<std::optional<UplinkView>()>;
+
+// Checks a credential record in an answer from upstream beyond its envelope (which the service
+// opens itself: signed by `issued_at`, chain to the root): that it is a credential document
+// (kind 130) whose number, holder and issuer are the record's id, holder and issued_at. Set up
+// by the node from node/credentials (this module does not depend on it). Without one, a
+// credential record from upstream is refused.
+using CredentialRecordCheck = std::function<Status(const LookupRecord& record, const OpenedEnvelope& document)>;
+
+// The city's subtree completeness (the watermark, docs/protocol.md "Completeness watermark"):
+// every durable record created in the tree before `as_of_ms` has been applied at the city. When
+// it lags, `held_back_by` names the subtree holding it back.
+struct Completeness {
+  TimeMs as_of_ms = 0;
+  std::string held_back_by;
+  std::string held_back_by_name;
+};
+using CompletenessProbe = std::function<Completeness()>;
 
 // Registers kinds 120-122 with their authority rules.
 void registerLookupKinds(KindRegistry& registry);
@@ -159,6 +202,8 @@ class LookupService {
     uint64_t coalesced = 0;          // questions that joined one already waiting for the parent
     uint64_t cache_hits = 0;
     uint64_t answers_rejected = 0;   // replies or answers from upstream that failed verification
+    uint64_t source_failures = 0;    // a source could not read its store
+    uint64_t reasked = 0;            // joiners that asked again after a shared request failed
   };
 
   // Subscribes to tb.<self>.lookup. All references must outlive the service.
@@ -170,6 +215,9 @@ class LookupService {
   LookupService& operator=(const LookupService&) = delete;
 
   void addSource(std::unique_ptr<LookupSource> source);
+  void setCredentialCheck(CredentialRecordCheck check);
+  // The city: what a "not found" says about completeness (without one: complete as of 0).
+  void setCompleteness(CompletenessProbe probe);
 
   // Asks. `budget_ms` <= 0: the default; capped at max_budget_ms. `done` runs exactly once, later
   // (after stop(): with COULD_NOT_ASK "the node is stopping").
@@ -178,7 +226,13 @@ class LookupService {
   // Forgets every cached answer: call when a key revocation is added (a cached answer may be
   // signed by a key that is no longer trusted).
   void clearCache();
+  // Forgets every cached answer naming credential `number` (its own question and holder
+  // questions that listed it): call when its status or version changes here.
+  void forgetCredential(const std::string& number);
   size_t cacheSize() const;
+  size_t cacheBytes() const;
+  // Undecodable records the sources skipped so far.
+  uint64_t skippedRecords() const;
   const Stats& stats() const;
 
   // Unsubscribes; pending lookups answer COULD_NOT_ASK. Idempotent.

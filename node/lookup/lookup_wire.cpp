@@ -59,6 +59,10 @@ Bytes encodeAnswer(const AnswerMsg& m) {
     o.setAtMs(r.at_ms);
     o.setSealVerified(r.seal_verified);
     o.setPayload(capnp_io::dataOf(r.payload));
+    o.setStatus(r.status);
+    o.setStatusReason(r.status_reason);
+    o.setCurrentVersion(r.current_version);
+    o.setStatusFreshAsOfMs(r.status_fresh_as_of_ms);
   }
   w.setTruncated(m.truncated);
   w.setAnswererName(m.answerer_name);
@@ -66,6 +70,9 @@ Bytes encodeAnswer(const AnswerMsg& m) {
   w.setFailedLink(m.failed_link);
   w.setReason(m.reason);
   w.setLinkDownSinceMs(m.link_down_since_ms);
+  w.setCompleteAsOfMs(m.complete_as_of_ms);
+  w.setHeldBackBy(m.held_back_by);
+  w.setHeldBackByName(m.held_back_by_name);
   return capnp_io::flatBytes(builder);
 }
 
@@ -93,6 +100,10 @@ Result<AnswerMsg> decodeAnswer(const Bytes& b) {
           r.at_ms = o.getAtMs();
           r.seal_verified = o.getSealVerified();
           r.payload = capnp_io::bytesOf(o.getPayload());
+          r.status = text(o.getStatus());
+          r.status_reason = text(o.getStatusReason());
+          r.current_version = o.getCurrentVersion();
+          r.status_fresh_as_of_ms = o.getStatusFreshAsOfMs();
           if ((r.type != "material" && r.type != "credential" && r.type != "identity") ||
               !DivisionCode::parse(r.issued_at)) {
             return Status(ErrorCode::kMalformed, "lookup record lacks a known type or a valid issuing division");
@@ -105,6 +116,12 @@ Result<AnswerMsg> decodeAnswer(const Bytes& b) {
         m.failed_link = text(w.getFailedLink());
         m.reason = text(w.getReason());
         m.link_down_since_ms = w.getLinkDownSinceMs();
+        m.complete_as_of_ms = w.getCompleteAsOfMs();
+        m.held_back_by = text(w.getHeldBackBy());
+        m.held_back_by_name = text(w.getHeldBackByName());
+        if (!m.held_back_by.empty() && !DivisionCode::parse(m.held_back_by)) {
+          return Status(ErrorCode::kMalformed, "lookup answer names a bad division as holding completeness back");
+        }
         return m;
       });
 }

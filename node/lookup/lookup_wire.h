@@ -25,6 +25,9 @@ struct AnswerMsg {
   std::string failed_link;
   std::string reason;
   TimeMs link_down_since_ms = 0;
+  TimeMs complete_as_of_ms = 0;
+  std::string held_back_by;
+  std::string held_back_by_name;
 };
 
 struct ReplyMsg {

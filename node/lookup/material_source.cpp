@@ -1,6 +1,8 @@
 // The materials lookup source: a node's own scans and the records its subtree relayed up.
 #include "node/lookup/lookup.h"
 
+#include <spdlog/spdlog.h>
+
 #include "federation/store/database.h"
 #include "node/materials/materials.h"
 
@@ -49,12 +51,21 @@ class MaterialLookupSource : public LookupSource {
         TB_ASSIGN_OR_RETURN(bool row, sub.step());
         if (!row) break;
         auto m = decodeMaterialRecord(sub.columnBlob(0));
-        if (!m) return m.status().withContext("stored subtree material record");
+        if (!m) {
+          // One damaged row must not hide the others (nor turn the answer into "not found":
+          // the row is counted, and the rest is answered).
+          ++skipped_;
+          spdlog::error("[{}] skipped an undecodable subtree_materials row for {} {}: {}", identity_.division.str(),
+                        lookupQuestionName(query.question), query.key, m.status().toString());
+          continue;
+        }
         out.push_back(toRecord(*m));
       }
     }
     return out;
   }
+
+  uint64_t skippedRecords() const override { return skipped_; }
 
  private:
   LookupRecord toRecord(const MaterialRecordInfo& m) const {
@@ -78,6 +89,7 @@ class MaterialLookupSource : public LookupSource {
 
   Database& db_;
   const Identity& identity_;
+  uint64_t skipped_ = 0;
 };
 
 }  // namespace

@@ -408,5 +408,40 @@ TEST_F(CredentialTest, AnIdentityRegisteredOnceIsKnownToEveryAncestor) {
   EXPECT_TRUE(identity_found);
 }
 
+// Lookups carry what the answering node knows of a credential's status, and a status change
+// erases the cached answers that named it, so "is credential N genuine" never says "valid" for
+// a revoked one from a cache.
+TEST_F(CredentialTest, ALookupAfterARevocationShowsItRevokedNotTheCachedAnswer) {
+  startAll();
+  auto [number, sealed] = businessLicence();
+  runFor(10'000);
+  const LookupQuery q = makeLookupQuery(LookupQuestion::kCredential, number).value();
+  auto ask = [&] {
+    std::optional<LookupResult> answer;
+    at(kVillage).lookups().lookup(q, 3000, [&](LookupResult r) { answer = std::move(r); });
+    runFor(3000);
+    EXPECT_TRUE(answer.has_value());
+    return answer.value_or(LookupResult{});
+  };
+  auto first = ask();
+  ASSERT_EQ(first.outcome, LookupOutcome::kFound) << first.reason;
+  ASSERT_EQ(first.records.size(), 1u);
+  EXPECT_EQ(first.records[0].status, "valid") << first.records[0].status_reason;
+  EXPECT_EQ(first.records[0].current_version, 1u);
+  EXPECT_GT(first.records[0].status_fresh_as_of_ms, 0);
+  auto cached = ask();
+  ASSERT_EQ(cached.cached_at, kVillage) << "the answer is cached at the village";
+
+  ASSERT_TRUE(at(kDistrict).credentials().setStatus(number, "revoked", "obtained by fraud", world_.now()).isOk());
+  runFor(10'000);  // the feed brings the revocation down to the village
+  ASSERT_EQ(at(kVillage).credentials().status(number)->value_or(CredentialStatusInfo{}).status, "revoked");
+  auto after = ask();
+  ASSERT_EQ(after.outcome, LookupOutcome::kFound) << after.reason;
+  EXPECT_NE(after.cached_at, kVillage) << "the revocation erased the village's cached answer";
+  ASSERT_EQ(after.records.size(), 1u);
+  EXPECT_EQ(after.records[0].status, "revoked") << after.records[0].status_reason;
+  EXPECT_NE(after.records[0].status_reason.find("obtained by fraud"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tongban

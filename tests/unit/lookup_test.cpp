@@ -1,15 +1,17 @@
 // Lookups on real nodes in the simulated world: city → two districts; under the first a town
 // with two villages. Found locally, found by the city three hops up (with the route), not found
 // authoritatively by the city, could-not-ask naming the cut link within the budget, coalescing,
-// caching (hit, bound, expiry), forged answers rejected, malformed requests refused while the
-// node keeps serving.
+// caching (hit, bounds, expiry), forged answers rejected, malformed requests refused while the
+// node keeps serving, a store that cannot be read never answering "not found".
 #include "node/lookup/lookup.h"
 
 #include <cstdio>
 
 #include <gtest/gtest.h>
 
+#include "federation/store/database.h"
 #include "federation/sync/wire.h"
+#include "node/credentials/credentials.h"
 #include "federation/util/capnp_io.h"
 #include "schema/lookup.capnp.h"
 #include "tests/support/sim_tree.h"
@@ -256,9 +258,20 @@ TEST_F(LookupTest, CacheIsBoundedAndItsEntriesExpire) {
 // the village says it could not ask, never "found" or "not found".
 class ForgedAnswerTest : public LookupTest {
  protected:
-  enum class Forgery { kNotFoundSignedByTheTown, kTamperedAnswer, kWrongNonce, kUnknownRoot, kRecordOutsideSubtree };
+  enum class Forgery {
+    kNotFoundSignedByTheTown,
+    kTamperedAnswer,
+    kWrongNonce,
+    kUnknownRoot,
+    kRecordOutsideSubtree,
+    kCredentialRecordCarryingAnotherKindOfDocument,
+    kCredentialRecordCarryingAnotherHoldersCredential,
+    kRouteEndingBelowTheAnswerer,
+    kCachedAtItsOwnAnswerer,
+  };
 
-  Bytes answerBytes(const LookupQuery& q, uint8_t outcome, const std::string& issued_at) {
+  Bytes answerBytes(const LookupQuery& q, uint8_t outcome, const std::string& issued_at, const std::string& type = "material",
+                    const Bytes& payload = {}) {
     capnp::MallocMessageBuilder b;
     auto a = b.initRoot<wire::LookupAnswer>();
     a.setQuestion(static_cast<uint8_t>(q.question));
@@ -266,13 +279,27 @@ class ForgedAnswerTest : public LookupTest {
     a.setOutcome(outcome);
     if (!issued_at.empty()) {
       auto rec = a.initRecords(1)[0];
-      rec.setType("material");
-      rec.setId(std::string(64, 'a'));
+      rec.setType(type);
+      rec.setId(type == "material" ? std::string(64, 'a') : "440604001000-L00000001");
       rec.setHolder(q.key);
       rec.setKind("id_card");
       rec.setIssuedAt(issued_at);
+      rec.setPayload(capnp_io::dataOf(payload));
     }
     return capnp_io::flatBytes(b);
+  }
+
+  // A genuine credential document of the town's, for `holder`.
+  Bytes townCredential(const std::string& holder) {
+    CredentialInfo c;
+    c.number = "440604001000-L00000001";
+    c.kind = "id_card";
+    c.holder_id = holder;
+    c.issuer = kTown;
+    c.item_code = "SI-0001";
+    c.valid_from_ms = world_.now();
+    c.issued_at_ms = world_.now();
+    return signCredential(identities_[kTown], c);
   }
 
   void installRogue(Forgery forgery) {
@@ -287,6 +314,7 @@ class ForgedAnswerTest : public LookupTest {
       Bytes answer;
       uint64_t nonce = request->nonce;
       Identity signer = town;
+      std::string cached_at;
       switch (forgery) {
         case Forgery::kNotFoundSignedByTheTown:
           answer = sealNow(town, kLookupAnswerKind, division(kTown), answerBytes(q, 2, ""), 0);
@@ -310,6 +338,27 @@ class ForgedAnswerTest : public LookupTest {
           // The town says "found" for a record of another district: it cannot hold that.
           answer = sealNow(town, kLookupAnswerKind, division(kTown), answerBytes(q, 1, kOtherDistrict), 0);
           break;
+        case Forgery::kCredentialRecordCarryingAnotherKindOfDocument: {
+          // Signed by the town, which the record names as issuer — but it is no credential.
+          Bytes not_a_credential = sealNow(town, kLookupAnswerKind, division(kTown), answerBytes(q, 2, ""), 0);
+          answer = sealNow(town, kLookupAnswerKind, division(kTown),
+                           answerBytes(q, 1, kTown, "credential", not_a_credential), 0);
+          break;
+        }
+        case Forgery::kCredentialRecordCarryingAnotherHoldersCredential:
+          // A real credential of the town's, but of someone else: presented as this holder's.
+          answer = sealNow(town, kLookupAnswerKind, division(kTown),
+                           answerBytes(q, 1, kTown, "credential", townCredential(kHolder)), 0);
+          break;
+        case Forgery::kRouteEndingBelowTheAnswerer:
+          // The city's genuine "not found", but the route claims the town answered.
+          answer = sealNow(identities_[kCity], kLookupAnswerKind, division(kCity), answerBytes(q, 2, ""), 0);
+          break;
+        case Forgery::kCachedAtItsOwnAnswerer:
+          // A node never caches what it answered itself from its own store.
+          answer = sealNow(town, kLookupAnswerKind, division(kTown), answerBytes(q, 1, kVillage), 0);
+          cached_at = kTown;
+          break;
       }
       capnp::MallocMessageBuilder b;
       auto reply = b.initRoot<wire::LookupReply>();
@@ -317,6 +366,7 @@ class ForgedAnswerTest : public LookupTest {
       auto hop = reply.initRoute(1)[0];
       hop.setDivision(kTown);
       hop.setAtMs(world_.now());
+      reply.setCachedAt(cached_at);
       (void)t.reply(m, sealNow(forgery == Forgery::kUnknownRoot ? signer : town, kLookupReplyKind, division(kVillage),
                                capnp_io::flatBytes(b), nonce));
     });
@@ -327,7 +377,10 @@ class ForgedAnswerTest : public LookupTest {
 
 TEST_F(ForgedAnswerTest, ForgedOrTamperedAnswersAreRejected) {
   for (auto forgery : {Forgery::kNotFoundSignedByTheTown, Forgery::kTamperedAnswer, Forgery::kWrongNonce,
-                       Forgery::kUnknownRoot, Forgery::kRecordOutsideSubtree}) {
+                       Forgery::kUnknownRoot, Forgery::kRecordOutsideSubtree,
+                       Forgery::kCredentialRecordCarryingAnotherKindOfDocument,
+                       Forgery::kCredentialRecordCarryingAnotherHoldersCredential,
+                       Forgery::kRouteEndingBelowTheAnswerer, Forgery::kCachedAtItsOwnAnswerer}) {
     SCOPED_TRACE(static_cast<int>(forgery));
     if (rogue_ >= 0) world_.crash(rogue_);
     installRogue(forgery);
@@ -339,6 +392,95 @@ TEST_F(ForgedAnswerTest, ForgedOrTamperedAnswersAreRejected) {
     EXPECT_EQ(at(kVillage).lookups().stats().answers_rejected, rejected + 1);
     EXPECT_EQ(at(kVillage).lookups().cacheSize(), 0u);
   }
+}
+
+// A source whose store cannot be read.
+class BrokenSource : public LookupSource {
+ public:
+  bool answers(LookupQuestion) const override { return true; }
+  Result<std::vector<LookupRecord>> find(const LookupQuery&, size_t) override {
+    return Status(ErrorCode::kIo, "disk I/O error");
+  }
+};
+
+TEST_F(LookupTest, ACityWhoseStoreCannotBeReadSaysCouldNotAskNeverNotFound) {
+  at(kCity).lookups().addSource(std::make_unique<BrokenSource>());
+  auto r = lookupAt(kVillage, holderQuery(kOtherHolder));
+  ASSERT_EQ(r.outcome, LookupOutcome::kCouldNotAsk);
+  EXPECT_EQ(r.answered_by, kCity);
+  EXPECT_NE(r.reason.find("the records at 佛山市 could not be read"), std::string::npos) << r.reason;
+  EXPECT_EQ(at(kCity).lookups().stats().source_failures, 1u);
+}
+
+TEST_F(LookupTest, ANodeWhoseStoreCannotBeReadDoesNotPassTheCitysNotFoundOn) {
+  // The village's own record might be on its way up: the city's "not found" proves nothing here.
+  at(kVillage).lookups().addSource(std::make_unique<BrokenSource>());
+  auto r = lookupAt(kVillage, holderQuery(kOtherHolder));
+  ASSERT_EQ(r.outcome, LookupOutcome::kCouldNotAsk);
+  EXPECT_EQ(r.answered_by, kVillage);
+  EXPECT_EQ(routeOf(r), std::vector<std::string>{kVillage});
+  EXPECT_NE(r.reason.find("the records at 石湾第1村 could not be read"), std::string::npos) << r.reason;
+  // A record found above is still found.
+  store(kOtherDistrict, kHolder);
+  EXPECT_EQ(lookupAt(kVillage, holderQuery(kHolder)).outcome, LookupOutcome::kFound);
+}
+
+TEST_F(LookupTest, AnUndecodableSubtreeRowIsSkippedAndCountedNotFatalToTheRest) {
+  store(kOtherDistrict, kHolder);
+  auto put = at(kCity).database().prepare(
+      "INSERT INTO subtree_materials (hash, holder, kind, stored_at, payload, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, 0)");
+  ASSERT_TRUE(put.isOk());
+  put->bind(1, std::string(64, '0')).bind(2, kHolder).bind(3, "id_card").bind(4, kOtherDistrict).bind(5, toBytes("garbage"));
+  ASSERT_TRUE(put->run().isOk());
+  auto r = lookupAt(kCity, holderQuery(kHolder));
+  ASSERT_EQ(r.outcome, LookupOutcome::kFound) << r.reason;
+  EXPECT_EQ(r.records.size(), 1u);
+  EXPECT_EQ(at(kCity).lookups().skippedRecords(), 1u);
+  // The damaged row was the only one for this hash: whether it exists is unknown, not "no".
+  auto only = lookupAt(kCity, makeLookupQuery(LookupQuestion::kMaterial, std::string(64, '0')).value());
+  EXPECT_EQ(only.outcome, LookupOutcome::kCouldNotAsk);
+  EXPECT_NE(only.reason.find("could not be read"), std::string::npos) << only.reason;
+}
+
+TEST_F(LookupTest, AJoinerWithMoreTimeAsksAgainWhenTheSharedRequestRunsOutOfTime) {
+  world_.faults().drop = 1.0;  // the first request is lost
+  auto short_one = startLookup(kVillage, holderQuery(kOtherHolder), 1000);
+  auto long_one = startLookup(kVillage, holderQuery(kOtherHolder), 5000);
+  runFor(500);
+  world_.faults().drop = 0.0;  // back before the shared request gives up at 800 ms
+  auto a = await(short_one);
+  EXPECT_EQ(a.outcome, LookupOutcome::kCouldNotAsk);
+  EXPECT_NE(a.reason.find("no answer within 800 ms"), std::string::npos) << a.reason;
+  auto b = await(long_one);
+  EXPECT_EQ(b.outcome, LookupOutcome::kNotFound) << b.reason;
+  EXPECT_EQ(b.answered_by, kCity);
+  EXPECT_EQ(at(kVillage).lookups().stats().coalesced, 1u);
+  EXPECT_EQ(at(kVillage).lookups().stats().reasked, 1u);
+  EXPECT_EQ(at(kVillage).lookups().stats().upstream_requests, 2u);
+}
+
+TEST_F(LookupTest, CacheIsBoundedByBytesAtTheBound) {
+  std::vector<std::string> holders;
+  for (unsigned i = 1; i <= 2; ++i) {
+    holders.push_back(residentId(i));
+    store(kOtherDistrict, holders.back());
+  }
+  ASSERT_EQ(lookupAt(kVillage, holderQuery(holders[0])).outcome, LookupOutcome::kFound);
+  const size_t one = at(kVillage).lookups().cacheBytes();
+  ASSERT_GT(one, 0u);
+  // Room for one answer and a half: the second pushes the first out.
+  crash(kVillage);
+  restart(kVillage, [&](NodeOptions& o) { o.lookups.cache_max_bytes = one + one / 2; });
+  for (const auto& h : holders) ASSERT_EQ(lookupAt(kVillage, holderQuery(h)).outcome, LookupOutcome::kFound);
+  EXPECT_EQ(at(kVillage).lookups().cacheSize(), 1u);
+  EXPECT_LE(at(kVillage).lookups().cacheBytes(), one + one / 2);
+  EXPECT_EQ(lookupAt(kVillage, holderQuery(holders[1])).cached_at, kVillage);
+  // One byte short of a single answer: nothing is cached.
+  crash(kVillage);
+  restart(kVillage, [&](NodeOptions& o) { o.lookups.cache_max_bytes = one - 1; });
+  ASSERT_EQ(lookupAt(kVillage, holderQuery(holders[0])).outcome, LookupOutcome::kFound);
+  EXPECT_EQ(at(kVillage).lookups().cacheSize(), 0u);
+  EXPECT_EQ(at(kVillage).lookups().cacheBytes(), 0u);
 }
 
 TEST_F(LookupTest, MalformedRequestsGetAClearSignedRefusalAndTheNodeKeepsServing) {
