@@ -16,6 +16,12 @@ struct Heartbeat {
   outboxDepth @0 :UInt64;
   startedAtMs @1 :Int64;
   childrenCount @2 :UInt32;
+  # The sender's subtree completeness watermark, computed when it enqueued this heartbeat: every
+  # durable upward message created in its subtree before this instant had been applied at the
+  # sender (and so is in its outbox before this heartbeat). docs/protocol.md "Completeness watermark".
+  subtreeCompleteAsOfMs @3 :Int64;
+  heldBackBy @4 :Text;         # the division whose records hold the watermark back ("" = none)
+  heldBackByName @5 :Text;
 }
 
 # Request on tb.<parent>.up: a batch of sealed envelopes, oldest first. Not signed itself:

@@ -1,5 +1,7 @@
 #include "federation/sync/downlink.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 namespace tongban {
@@ -11,6 +13,12 @@ const std::vector<Migration> kDownlinkMigrations = {
      "  division TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', joined_at_ms INTEGER NOT NULL DEFAULT 0,"
      "  last_seen_ms INTEGER NOT NULL DEFAULT 0, reported_outbox_depth INTEGER NOT NULL DEFAULT 0,"
      "  last_seq INTEGER NOT NULL DEFAULT 0, software_version TEXT NOT NULL DEFAULT '');"},
+    // The child's subtree completeness watermark from its latest applied heartbeat (never lowered)
+    // and the division it named as holding it back.
+    {2,
+     "ALTER TABLE children ADD COLUMN complete_as_of_ms INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE children ADD COLUMN held_back_by TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE children ADD COLUMN held_back_by_name TEXT NOT NULL DEFAULT '';"},
 };
 
 bool isPermanent(ErrorCode code) {
@@ -196,11 +204,61 @@ Status Downlink::applyJoin(const OpenedEnvelope& e) {
 Status Downlink::applyHeartbeat(const OpenedEnvelope& e) {
   auto hb = decodeHeartbeat(e.payload);
   if (!hb) return hb.status();
+  // What the child says about its subtree: it cannot speak for divisions outside it, nor for a
+  // moment after it sealed the heartbeat.
+  std::string held_back_by = hb->held_back_by, held_back_by_name = hb->held_back_by_name;
+  if (!held_back_by.empty()) {
+    auto named = DivisionCode::parse(held_back_by);
+    if (!named || !e.signer.covers(*named)) {
+      held_back_by = e.signer.str();
+      held_back_by_name.clear();
+    }
+  }
+  const TimeMs as_of = std::min(hb->subtree_complete_as_of_ms, e.timestamp_ms);
+  // Every message the child enqueued before this heartbeat has been applied (the shipper sends
+  // in seq order and this applies in order), so the watermark holds from now on. A statement
+  // about the past stays true, so an older value arriving later (a replaced heartbeat payload
+  // applied under its seq) never lowers it.
   TB_ASSIGN_OR_RETURN(auto stmt, db_.prepare(
-      "INSERT INTO children (division, reported_outbox_depth) VALUES (?1, ?2) "
-      "ON CONFLICT(division) DO UPDATE SET reported_outbox_depth = excluded.reported_outbox_depth"));
-  stmt.bind(1, e.signer.str()).bind(2, static_cast<int64_t>(hb->outbox_depth));
+      "INSERT INTO children (division, reported_outbox_depth, complete_as_of_ms, held_back_by, held_back_by_name)"
+      " VALUES (?1, ?2, ?3, ?4, ?5) "
+      "ON CONFLICT(division) DO UPDATE SET reported_outbox_depth = excluded.reported_outbox_depth,"
+      " held_back_by = CASE WHEN excluded.complete_as_of_ms >= complete_as_of_ms THEN excluded.held_back_by"
+      "   ELSE held_back_by END,"
+      " held_back_by_name = CASE WHEN excluded.complete_as_of_ms >= complete_as_of_ms THEN excluded.held_back_by_name"
+      "   ELSE held_back_by_name END,"
+      " complete_as_of_ms = MAX(complete_as_of_ms, excluded.complete_as_of_ms)"));
+  stmt.bind(1, e.signer.str()).bind(2, static_cast<int64_t>(hb->outbox_depth)).bind(3, as_of);
+  stmt.bind(4, held_back_by).bind(5, held_back_by_name);
   return stmt.run();
+}
+
+Result<Downlink::Completeness> Downlink::completeness(TimeMs now, const std::vector<DivisionCode>& expected) {
+  Completeness c;
+  c.as_of_ms = now;
+  TB_ASSIGN_OR_RETURN(auto stmt, db_.prepare(
+      "SELECT division, name, complete_as_of_ms, held_back_by, held_back_by_name FROM children ORDER BY division"));
+  std::vector<std::string> heard;
+  while (true) {
+    TB_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) break;
+    heard.push_back(stmt.columnText(0));
+    const TimeMs child = stmt.columnInt64(2);
+    if (child >= c.as_of_ms) continue;
+    c.as_of_ms = child;
+    const std::string named = stmt.columnText(3);
+    c.held_back_by = named.empty() ? stmt.columnText(0) : named;
+    c.held_back_by_name = named.empty() ? stmt.columnText(1) : stmt.columnText(4);
+  }
+  for (const auto& child : expected) {
+    if (std::find(heard.begin(), heard.end(), child.str()) != heard.end()) continue;
+    if (c.as_of_ms > 0 || c.held_back_by.empty()) {
+      c.as_of_ms = 0;  // never heard of: whatever it recorded is unknown here
+      c.held_back_by = child.str();
+      c.held_back_by_name.clear();
+    }
+  }
+  return c;
 }
 
 Result<std::vector<ChildStatusMsg>> Downlink::children() {

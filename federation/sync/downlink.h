@@ -42,6 +42,20 @@ class Downlink {
 
   Result<std::vector<ChildStatusMsg>> children();
 
+  // The subtree completeness watermark at `now` (docs/protocol.md "Completeness watermark"):
+  // the instant W such that every durable upward message created in this node's subtree before W
+  // has been applied here. It is min(now, each child's watermark from its latest applied
+  // heartbeat); a child in `expected` that has never sent a heartbeat with one holds it at 0.
+  // `held_back_by` is where the minimum comes from (the deepest division the children named), ""
+  // when W is `now` (no children). Each child's value is stored with the heartbeat that carried
+  // it (table children), so a restart claims no more than was applied.
+  struct Completeness {
+    TimeMs as_of_ms = 0;
+    std::string held_back_by;
+    std::string held_back_by_name;
+  };
+  Result<Completeness> completeness(TimeMs now, const std::vector<DivisionCode>& expected);
+
   struct Counters {
     uint64_t batches = 0, applied = 0, duplicates = 0, rejected = 0, malformed_batches = 0;
   };

@@ -240,6 +240,13 @@ void Feed::stop() {
   hint_subscription_ = 0;
 }
 
+void Feed::setRootFreshness(std::function<TimeMs()> fresh_as_of) { root_freshness_ = std::move(fresh_as_of); }
+
+TimeMs Feed::rootFreshness() const {
+  const TimeMs now = clock_.now();
+  return root_freshness_ ? std::min(now, root_freshness_()) : now;
+}
+
 Result<uint64_t> Feed::readHead() const {
   TB_ASSIGN_OR_RETURN(auto stmt, db_.prepare("SELECT COALESCE(MAX(idx), 0) FROM feed_log"));
   TB_ASSIGN_OR_RETURN(bool row, stmt.step());
@@ -249,7 +256,7 @@ Result<uint64_t> Feed::readHead() const {
 const FeedState& Feed::state() const {
   if (auto head = readHead()) state_.head = *head;
   if (!identity_.division.parent()) {
-    state_.fresh_as_of_ms = clock_.now();
+    state_.fresh_as_of_ms = rootFreshness();
     state_.last_pull_ms = 0;
   }
   return state_;
@@ -348,7 +355,7 @@ Bytes Feed::handleRequest(const Bytes& request) {
     if (keep > 0 && total > settings_.batch_max_bytes) break;
   }
   rows->resize(keep);
-  const TimeMs fresh = identity_.division.parent() ? state_.fresh_as_of_ms : now;
+  const TimeMs fresh = identity_.division.parent() ? state_.fresh_as_of_ms : rootFreshness();
   p.payload = encodeBatch(*rows, *head, fresh, after_digest, "");
   return sealEnvelope(identity_, p);
 }

@@ -132,6 +132,11 @@ class Feed {
   // Pull now (e.g. after the link came back); if a pull is in flight, another follows it.
   void pullNow();
 
+  // The city only: what it states as its freshness instead of its clock — its subtree
+  // completeness watermark, since an entry made below it reaches its log only when it arrives
+  // (docs/protocol.md "Completeness watermark"). Ignored at other nodes.
+  void setRootFreshness(std::function<TimeMs()> fresh_as_of);
+
   // Entries of this node's own log with index > `index`, oldest first, at most `max_entries`.
   Result<std::vector<std::pair<uint64_t, Bytes>>> entriesAfter(uint64_t index, size_t max_entries);
 
@@ -158,6 +163,7 @@ class Feed {
   Status resetCursor(const std::string& why);
   void onFailure(const std::string& why);
   Result<uint64_t> readHead() const;
+  TimeMs rootFreshness() const;
   void scheduleHint();
   void publishHint();
   Result<uint64_t> verifyHint(const Bytes& hint) const;
@@ -173,6 +179,7 @@ class Feed {
   Random& random_;
   FeedSettings settings_;
   FeedApplier applier_;
+  std::function<TimeMs()> root_freshness_;  // setRootFreshness; the clock when unset
 
   mutable FeedState state_;
   Bytes cursor_digest_;   // digest of the parent's entry at parent_cursor (empty at 0)

@@ -43,14 +43,27 @@ Bytes encode(const HeartbeatMsg& m) {
   r.setOutboxDepth(m.outbox_depth);
   r.setStartedAtMs(m.started_at_ms);
   r.setChildrenCount(m.children_count);
+  r.setSubtreeCompleteAsOfMs(m.subtree_complete_as_of_ms);
+  r.setHeldBackBy(m.held_back_by);
+  r.setHeldBackByName(m.held_back_by_name);
   return capnp_io::flatBytes(b);
 }
 
 Result<HeartbeatMsg> decodeHeartbeat(const Bytes& bytes) {
   return capnp_io::read<wire::Heartbeat>(bytes, "heartbeat", 1024,
                                          [](wire::Heartbeat::Reader r) -> Result<HeartbeatMsg> {
-                                           return HeartbeatMsg{r.getOutboxDepth(), r.getStartedAtMs(),
-                                                               r.getChildrenCount()};
+                                           HeartbeatMsg m;
+                                           m.outbox_depth = r.getOutboxDepth();
+                                           m.started_at_ms = r.getStartedAtMs();
+                                           m.children_count = r.getChildrenCount();
+                                           m.subtree_complete_as_of_ms = r.getSubtreeCompleteAsOfMs();
+                                           m.held_back_by = capnp_io::text(r.getHeldBackBy());
+                                           m.held_back_by_name = capnp_io::text(r.getHeldBackByName());
+                                           if (!m.held_back_by.empty() && !DivisionCode::parse(m.held_back_by)) {
+                                             return Status(ErrorCode::kMalformed,
+                                                           "heartbeat names a bad division as holding it back");
+                                           }
+                                           return m;
                                          });
 }
 

@@ -43,6 +43,11 @@ struct HeartbeatMsg {
   uint64_t outbox_depth = 0;
   TimeMs started_at_ms = 0;
   uint32_t children_count = 0;
+  // The sender's subtree completeness watermark when it enqueued the heartbeat (Downlink::
+  // completeness), and the division that holds it back ("" if none). 0 from older software.
+  TimeMs subtree_complete_as_of_ms = 0;
+  std::string held_back_by;
+  std::string held_back_by_name;
 };
 
 struct OutboxBatchMsg {

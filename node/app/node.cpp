@@ -44,6 +44,9 @@ class LogNotifier : public Notifier {
 };
 
 constexpr DurationMs kCatalogueRequestTimeoutMs = 5000;
+// A city's completeness watermark normally trails its clock by a few heartbeat intervals (one per
+// level on the way up); beyond this many a "not found" names the subtree that holds it back.
+constexpr int64_t kCompletenessLagHeartbeats = 6;
 }  // namespace
 
 struct Node::Impl {
@@ -293,9 +296,45 @@ struct Node::Impl {
     hb.started_at_ms = started_at_ms;
     auto kids = downlink->children();
     hb.children_count = kids ? static_cast<uint32_t>(kids->size()) : 0;
+    addCompleteness(hb);
     auto seq = enqueueUp(kinds::kHeartbeat, encode(hb), /*coalescing=*/true);
     if (!seq) spdlog::error("[{}] could not enqueue heartbeat: {}", self().str(), seq.status().toString());
   }
+
+  // --- completeness watermark (docs/protocol.md "Completeness watermark") ---
+  Result<Downlink::Completeness> completeness() {
+    return downlink->completeness(env.clock->now(), options.expected_children);
+  }
+
+  // Computed when the heartbeat is enqueued: everything applied here so far (and so relayed up
+  // in the same transactions) precedes it in the outbox, and the coalescing outbox only replaces
+  // a heartbeat that is still its newest message.
+  void addCompleteness(HeartbeatMsg& hb) {
+    auto c = completeness();
+    if (!c) {
+      spdlog::error("[{}] could not compute the completeness watermark: {}", self().str(), c.status().toString());
+      return;  // 0: claims nothing
+    }
+    hb.subtree_complete_as_of_ms = c->as_of_ms;
+    hb.held_back_by = c->held_back_by;
+    hb.held_back_by_name = c->held_back_by_name;
+  }
+
+  // What the city's "not found" states: its watermark, and who holds it back when it lags.
+  Completeness lookupCompleteness() {
+    auto c = completeness();
+    if (!c) {
+      spdlog::error("[{}] could not compute the completeness watermark: {}", self().str(), c.status().toString());
+      return Completeness{};
+    }
+    Completeness out{c->as_of_ms, {}, {}};
+    if (env.clock->now() - c->as_of_ms > kCompletenessLagHeartbeats * options.limits.heartbeat_interval_ms) {
+      out.held_back_by = c->held_back_by;
+      out.held_back_by_name = c->held_back_by_name;
+    }
+    return out;
+  }
+  // --- end completeness watermark ---
 
   void answerStatus(const InboundMessage& m) {
     auto request = decodeStatusRequest(m.data);
@@ -568,9 +607,22 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
                                                             *env.transport, *env.random, impl->options.lookups,
                                                             std::move(probe)));
     impl->lookups->addSource(makeMaterialLookupSource(*impl->db, impl->options.identity));
-    impl->lookups->addSource(makeCredentialLookupSource(*impl->credentials));
-    // Credentials (issue #6) add their LookupSource here. Key revocations are only loaded before
-    // this point today; whoever adds one at run time must call impl->lookups->clearCache().
+    impl->lookups->addSource(makeCredentialLookupSource(*impl->credentials, *env.clock));
+    impl->lookups->setCredentialCheck(checkCredentialRecord);
+    // A key revocation clears the whole cache (the key_revoked hook above); a credential's new
+    // status or version only the cached answers that name it.
+    impl->credentials->setStatusObserver([raw](const std::string& number) {
+      if (raw->lookups) raw->lookups->forgetCredential(number);
+    });
+    if (!has_parent) {
+      impl->lookups->setCompleteness([raw] { return raw->lookupCompleteness(); });
+      // Revocations made below reach the city's feed only when they arrive: its freshness is its
+      // watermark, not its clock, and every node below takes what its parent states.
+      impl->feed->setRootFreshness([raw] {
+        auto c = raw->completeness();
+        return c ? c->as_of_ms : TimeMs{0};
+      });
+    }
   }
   // --- end lookups ---
   spdlog::info("[{}] node {} ({}) started, data in {}", code, impl->options.identity.name,
@@ -594,6 +646,7 @@ MaterialFetcher& Node::materialFetcher() { return *impl_->material_fetcher; }
 SupervisionService& Node::supervision() { return *impl_->supervision; }
 Clock& Node::clock() { return *impl_->env.clock; }
 LookupService& Node::lookups() { return *impl_->lookups; }
+Result<Downlink::Completeness> Node::completeness() { return impl_->completeness(); }
 Result<uint64_t> Node::subtreeEventCount() {
   TB_ASSIGN_OR_RETURN(auto stmt, impl_->db->prepare("SELECT COUNT(*) FROM subtree_case_events"));
   TB_ASSIGN_OR_RETURN(bool row, stmt.step());

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "federation/store/database.h"
+#include "federation/sync/downlink.h"
 #include "federation/sync/sync_types.h"
 #include "federation/sync/shipper.h"
 #include "federation/sync/wire.h"
@@ -55,6 +56,11 @@ struct NodeOptions {
   LookupSettings lookups;
   // Material files on demand: timeouts, deadline, chunk size (node/materials/fetch.h).
   MaterialFetchSettings material_fetch;
+  // The children this node expects (from the topology). Until one has sent a heartbeat, this
+  // node's subtree completeness watermark stays at 0 (whatever that child recorded is unknown);
+  // without the list a child is counted only from its first message (docs/protocol.md
+  // "Completeness watermark").
+  std::vector<DivisionCode> expected_children;
 };
 
 // The seams the node runs on: real ones in the daemon, virtual ones in the simulator.
@@ -105,6 +111,9 @@ class Node {
   // Lookups (查询核验): ask this node, and through it its ancestors, about a holder, a material
   // or a credential (node/lookup/lookup.h).
   LookupService& lookups();
+  // The subtree completeness watermark now: every durable record created in this node's subtree
+  // before `as_of_ms` has been applied here (Downlink::completeness).
+  Result<Downlink::Completeness> completeness();
   Clock& clock();
   // How many case events / material records of its subtree this node has received.
   Result<uint64_t> subtreeEventCount();
