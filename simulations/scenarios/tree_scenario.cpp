@@ -185,6 +185,10 @@ class Scenario {
     options.supervision.snapshot_interval_ms = 60 * 1000;
     options.feed.poll_interval_ms = 30 * 1000;
     if (n.info.code.level() == Level::kCity) options.catalogue_file = options_.catalogue_file;
+    // Its children, so its completeness watermark waits for every one (lookups).
+    for (const auto& m : nodes_) {
+      if (n.info.code.isParentOf(m->info.code)) options.expected_children.push_back(m->info.code);
+    }
     NodeEnvironment env{&world_.clock(n.endpoint), &world_.transport(n.endpoint), n.random.get(), &checker_};
     auto node = Node::open(options, env);
     if (!node) return node.status().withContext("starting node " + n.info.code.str());
@@ -829,15 +833,19 @@ class Scenario {
   }
 
   // --- lookups: invariants (issue #5) ---
-  // Through the fault phase a clerk at a random hall asks about a holder whose material exists;
+  // Through the fault phase a clerk at a random hall asks about a record that exists somewhere:
+  // a holder whose material is stored, a material by its hash, or a credential by its number;
   // after healing, ten more. Every lookup must complete (found / not found / could not ask) within
-  // its budget unless its node crashed; "not found" is a violation if the city held the record
-  // when it answered; a node that holds the record itself must answer "found"; after healing
-  // everything is reachable, so every answer must be "found".
+  // its budget unless its node crashed. "Not found" is a violation if a matching record was
+  // created anywhere before the completeness watermark the city states in it (or if the city
+  // held one when it answered); every record in a "found" answer must really exist as described
+  // at the node that stored or issued it; a node that holds the record itself must answer
+  // "found"; after healing everything is reachable, so every answer must be "found".
   static constexpr DurationMs kLookupBudgetMs = 3000;
 
   struct LookupProbe {
-    std::string holder, stored_at, asked_at;
+    LookupQuery query;
+    std::string stored_at, asked_at;
     TimeMs asked_ms = 0;
     bool held_by_asker = false;
     std::optional<LookupResult> result;
@@ -849,36 +857,45 @@ class Scenario {
     }
   }
 
-  // A holder with a material stored somewhere (chosen among the nodes' own materials), asked at a
-  // random live hall.
+  // One existing record's key at `node`, chosen at random: a holder or a hash of its own
+  // materials, or the number of a credential it holds. Empty if it has none.
+  std::string someKey(Node& node, LookupQuestion question) {
+    const char* table = question == LookupQuestion::kCredential ? "credentials" : "materials";
+    const char* column = question == LookupQuestion::kCredential ? "number"
+                         : question == LookupQuestion::kMaterial ? "hash"
+                                                                 : "holder";
+    auto count = countRows(node, std::string("SELECT COUNT(*) FROM ") + table);
+    if (!count || *count == 0) return {};
+    auto stmt = node.database().prepare(std::string("SELECT ") + column + " FROM " + table + " ORDER BY " + column +
+                                        " LIMIT 1 OFFSET ?1");
+    if (!stmt) return {};
+    stmt->bind(1, static_cast<int64_t>(lookup_random_.below(*count)));
+    auto row = stmt->step();
+    return row && *row ? stmt->columnText(0) : std::string();
+  }
+
   void askSomeLookup(bool after_heal) {
     std::vector<SimNode*> live;
     for (auto& n : nodes_) if (n->node) live.push_back(n.get());
     if (live.empty()) return;
     SimNode& holder_node = *live[lookup_random_.below(live.size())];
-    auto count = countRows(*holder_node.node, "SELECT COUNT(*) FROM materials");
-    if (!count || *count == 0) return;
-    auto stmt = holder_node.node->database().prepare(
-        "SELECT holder FROM materials ORDER BY hash, holder, kind LIMIT 1 OFFSET ?1");
-    if (!stmt) return;
-    stmt->bind(1, static_cast<int64_t>(lookup_random_.below(*count)));
-    auto row = stmt->step();
-    if (!row || !*row) return;
-    const std::string holder = stmt->columnText(0);
+    const auto question = static_cast<LookupQuestion>(1 + lookup_random_.below(3));
+    std::string key = someKey(*holder_node.node, question);
+    if (key.empty()) return;
     SimNode& asker = *live[lookup_random_.below(live.size())];
-    auto query = makeLookupQuery(LookupQuestion::kHolder, holder);
+    auto query = makeLookupQuery(question, key);
     if (!query) {
-      checker_.violation("lookup of a stored holder is refused: " + query.status().toString());
+      checker_.violation("lookup of a stored record is refused: " + query.status().toString());
       return;
     }
     auto probe = std::make_shared<LookupProbe>();
-    probe->holder = holder;
+    probe->query = *query;
     probe->stored_at = holder_node.info.code.str();
     probe->asked_at = asker.info.code.str();
     probe->asked_ms = world_.now();
-    probe->held_by_asker = holdsHolder(*asker.node, holder);
+    probe->held_by_asker = matchingRecords(*asker.node, *query, "held", world_.now() + 1) > 0;
     lookup_probes_.push_back(probe);
-    world_.trace("lookup at " + probe->asked_at + " for a holder of " + probe->stored_at);
+    world_.trace("lookup at " + probe->asked_at + " for a " + lookupQuestionName(question) + " of " + probe->stored_at);
     asker.node->lookups().lookup(*query, kLookupBudgetMs, [this, probe, after_heal](LookupResult r) {
       world_.trace("lookup at " + probe->asked_at + ": " + lookupOutcomeName(r.outcome) + " by " + r.answered_by);
       checkLookup(*probe, r, after_heal);
@@ -889,43 +906,96 @@ class Scenario {
     SimNode* asker_ptr = &asker;
     world_.at(world_.now() + kLookupBudgetMs + 1, [this, probe, asked_node, asker_ptr] {
       if (!probe->result && asker_ptr->node.get() == asked_node) {
-        checker_.violation("lookup at " + probe->asked_at + " for a holder of " + probe->stored_at +
-                           " had no answer " + std::to_string(kLookupBudgetMs) + " ms after it was asked");
+        checker_.violation("lookup at " + probe->asked_at + " for a " + lookupQuestionName(probe->query.question) +
+                           " of " + probe->stored_at + " had no answer " + std::to_string(kLookupBudgetMs) +
+                           " ms after it was asked");
       }
     });
   }
 
-  bool holdsHolder(Node& node, const std::string& holder) {
-    for (const char* table : {"materials", "subtree_materials"}) {
-      auto stmt = node.database().prepare(std::string("SELECT COUNT(*) FROM ") + table + " WHERE holder = ?1");
-      if (!stmt) continue;
-      stmt->bind(1, holder);
-      auto row = stmt->step();
-      if (row && *row && stmt->columnInt64(0) > 0) return true;
+  // How many records matching `q` `node` has: "created" there before `before` (by the record's
+  // own time: a material's verification, a credential's issue, an identity's registration), or
+  // "held" (received or created there) before `before`.
+  uint64_t matchingRecords(Node& node, const LookupQuery& q, const std::string& how, TimeMs before) {
+    const bool created = how == "created";
+    std::vector<std::string> sql;
+    if (q.question != LookupQuestion::kCredential) {
+      const std::string column = q.question == LookupQuestion::kHolder ? "holder" : "hash";
+      sql.push_back("SELECT COUNT(*) FROM materials WHERE " + column + " = ?1 AND verified_at_ms < ?2");
+      if (!created) sql.push_back("SELECT COUNT(*) FROM subtree_materials WHERE " + column + " = ?1 AND received_ms < ?2");
     }
+    if (q.question != LookupQuestion::kMaterial) {
+      const std::string column = q.question == LookupQuestion::kHolder ? "holder_id" : "number";
+      sql.push_back("SELECT COUNT(*) FROM credentials WHERE " + column + " = ?1 AND " +
+                    (created ? "issued_at_ms" : "received_ms") + " < ?2");
+    }
+    if (q.question == LookupQuestion::kHolder) {
+      sql.push_back(std::string("SELECT COUNT(*) FROM identity_records WHERE id_number = ?1 AND ") +
+                    (created ? "registered_at_ms" : "received_ms") + " < ?2");
+    }
+    uint64_t n = 0;
+    for (const auto& text : sql) {
+      auto stmt = node.database().prepare(text);
+      if (!stmt) continue;
+      stmt->bind(1, q.key).bind(2, before);
+      auto row = stmt->step();
+      if (row && *row) n += static_cast<uint64_t>(stmt->columnInt64(0));
+    }
+    return n;
+  }
+
+  // Is `r` (from a "found" answer) a record that exists as described at the node that stored or
+  // issued it? Unknown (true) while that node is down.
+  bool recordIsTrue(const LookupRecord& r, std::string* why) {
+    SimNode* origin = nullptr;
+    for (auto& n : nodes_) if (n->info.code.str() == r.issued_at) origin = n.get();
+    if (!origin) {
+      *why = "it names " + r.issued_at + ", which runs no node";
+      return false;
+    }
+    if (!origin->node) return true;
+    std::string sql;
+    if (r.type == "material") {
+      sql = "SELECT COUNT(*) FROM materials WHERE hash = ?1 AND holder = ?2 AND kind = ?3";
+    } else if (r.type == "credential") {
+      sql = "SELECT COUNT(*) FROM credentials WHERE number = ?1 AND holder_id = ?2 AND kind = ?3";
+    } else {
+      sql = "SELECT COUNT(*) FROM identity_records WHERE id_number = ?1 AND id_number = ?2 AND kind = ?3";
+    }
+    auto stmt = origin->node->database().prepare(sql);
+    if (!stmt) return true;
+    stmt->bind(1, r.id).bind(2, r.holder).bind(3, r.kind);
+    auto row = stmt->step();
+    if (row && *row && stmt->columnInt64(0) > 0) return true;
+    *why = r.issued_at + " has no " + r.type + " " + r.id + " of " + r.holder + " (" + r.kind + ")";
     return false;
   }
 
-  // Did the city hold a record of `holder` before `at_ms`?
-  bool cityHeld(const std::string& holder, TimeMs at_ms) {
-    SimNode& city = *nodes_.front();
-    if (!city.node) return false;
-    auto stmt = city.node->database().prepare(
-        "SELECT (SELECT COUNT(*) FROM subtree_materials WHERE holder = ?1 AND received_ms < ?2)"
-        " + (SELECT COUNT(*) FROM materials WHERE holder = ?1 AND verified_at_ms < ?2)");
-    if (!stmt) return false;
-    stmt->bind(1, holder).bind(2, at_ms);
-    auto row = stmt->step();
-    return row && *row && stmt->columnInt64(0) > 0;
-  }
-
   void checkLookup(const LookupProbe& p, const LookupResult& r, bool after_heal) {
-    const std::string what = "lookup at " + p.asked_at + " for a holder of " + p.stored_at + ": ";
+    const std::string what = "lookup at " + p.asked_at + " for " + lookupQuestionName(p.query.question) + " " +
+                             p.query.key + " (stored at " + p.stored_at + "): ";
     if (world_.now() - p.asked_ms > kLookupBudgetMs) {
       checker_.violation(what + "answered after " + std::to_string(world_.now() - p.asked_ms) + " ms, over its budget");
     }
-    if (r.outcome == LookupOutcome::kNotFound && cityHeld(p.holder, r.answered_at_ms)) {
-      checker_.violation(what + "\"not found\" from " + r.answered_by + ", which held the record");
+    if (r.outcome == LookupOutcome::kNotFound) {
+      SimNode& city = *nodes_.front();
+      if (city.node && matchingRecords(*city.node, p.query, "held", r.answered_at_ms) > 0) {
+        checker_.violation(what + "\"not found\" from " + r.answered_by + ", which held the record");
+      }
+      // Exact: the answer says every record created before W had reached the city.
+      for (auto& n : nodes_) {
+        if (!n->node || matchingRecords(*n->node, p.query, "created", r.complete_as_of_ms) == 0) continue;
+        checker_.violation(what + "\"not found\", complete as of " + std::to_string(r.complete_as_of_ms) +
+                           ", but " + n->info.code.str() + " created a matching record before then");
+      }
+    }
+    if (r.outcome == LookupOutcome::kFound) {
+      for (const auto& rec : r.records) {
+        std::string why;
+        const bool matches = p.query.question == LookupQuestion::kHolder ? rec.holder == p.query.key : rec.id == p.query.key;
+        if (!matches) why = "a record for another question: " + rec.type + " " + rec.id + " of " + rec.holder;
+        if (!matches || !recordIsTrue(rec, &why)) checker_.violation(what + "\"found\" answer is false: " + why);
+      }
     }
     if (p.held_by_asker && r.outcome != LookupOutcome::kFound) {
       checker_.violation(what + lookupOutcomeName(r.outcome) + " although the asking node holds the record (" +
