@@ -6,6 +6,7 @@
 #include "node/lookup/lookup.h"
 
 #include <cstdio>
+#include <map>
 
 #include <gtest/gtest.h>
 
@@ -389,6 +390,15 @@ TEST_F(ForgedAnswerTest, ForgedOrTamperedAnswersAreRejected) {
     EXPECT_EQ(r.outcome, LookupOutcome::kCouldNotAsk);
     EXPECT_EQ(r.answered_by, kVillage);
     EXPECT_NE(r.reason.find("failed verification"), std::string::npos) << r.reason;
+    // Each new forgery is caught by the check made for it, not by an earlier one by chance.
+    const std::map<Forgery, std::string> why = {
+        {Forgery::kCredentialRecordCarryingAnotherKindOfDocument, "not a credential (kind 130)"},
+        {Forgery::kCredentialRecordCarryingAnotherHoldersCredential, "does not match its document"},
+        {Forgery::kRouteEndingBelowTheAnswerer, "the route ends at " + std::string(kTown)},
+        {Forgery::kCachedAtItsOwnAnswerer, "cannot have been cached at"}};
+    if (auto it = why.find(forgery); it != why.end()) {
+      EXPECT_NE(r.reason.find(it->second), std::string::npos) << r.reason;
+    }
     EXPECT_EQ(at(kVillage).lookups().stats().answers_rejected, rejected + 1);
     EXPECT_EQ(at(kVillage).lookups().cacheSize(), 0u);
   }
