@@ -156,6 +156,12 @@ if wait_verdict "$V" "$TEXT2" revoked 30; then
 else
   fail "the revocation did not reach $VB within 30 s: $BODY_OUT"
 fi
+# Fresh past the revocation once the city's completeness watermark (a few heartbeats behind its
+# clock) has passed it and the feed carried that down (protocol.md "Completeness watermark").
+for _ in $(seq 1 150); do
+  jq -e '.status_fresh_as_of_ms >= .status.at_ms' <<< "$BODY_OUT" > /dev/null && break
+  sleep 0.2; verify_at "$V" "$TEXT2"
+done
 check '.status.status == "revoked" and (.reason | contains("licence withdrawn")) and .status_fresh_as_of_ms >= .status.at_ms' "revoked with the reason, and fresh data"
 out=$("$TB" verify --url "$V" --text "$TEXT2") && rc=0 || rc=$?
 [ "$rc" = 3 ] && grep -q '^REVOKED' <<< "$out" && ok || fail "tongban verify of a revoked credential: rc $rc: $out"
