@@ -88,9 +88,20 @@ Result<Transfer> decodeTransfer(const Bytes& bytes) {
     if (w.getMaterials().size() > kMaxTransferMaterials) {
       return Status(ErrorCode::kMalformed, "case transfer lists more than 64 materials");
     }
-    for (auto m : w.getMaterials()) t.materials.push_back(capnp_io::bytesOf(m));
+    std::set<std::string> kinds;
+    for (auto m : w.getMaterials()) {
+      t.materials.push_back(capnp_io::bytesOf(m));
+      auto record = decodeMaterialRecord(t.materials.back());
+      if (!record) return record.status().withContext("a material of case transfer " + t.number);
+      // The decider keeps one file per kind (case_materials is keyed by case and kind).
+      if (!kinds.insert(record->kind).second) {
+        return Status(ErrorCode::kMalformed, "case transfer " + t.number + " lists material kind '" +
+                                                 record->kind.substr(0, 64) + "' twice");
+      }
+      t.records.push_back(std::move(record).value());
+    }
     t.catalogue_version = w.getCatalogueVersion();
-    if (w.getFacts().size() > 16) return Status(ErrorCode::kMalformed, "case transfer lists more than 16 facts");
+    if (w.getFacts().size() > kMaxTransferFacts) return Status(ErrorCode::kMalformed, "case transfer lists more than 16 facts");
     for (auto f : w.getFacts()) t.facts.emplace_back(text(f.getKey()), text(f.getValue()));
     for (const auto* s : {&t.number, &t.item_code, &t.item_name, &t.department, &t.applicant_id, &t.applicant_name,
                           &t.contact, &t.accepted_by, &t.note, &t.origin_name}) {
@@ -123,11 +134,12 @@ Bytes encodeProgress(const Progress& p) {
   w.setConcludedAtMs(p.concluded_ms);
   w.setCredential(capnp_io::dataOf(p.credential));
   w.setCredentialNumber(p.credential_number);
+  w.setDecideLevel(p.decide_level);
   return capnp_io::flatBytes(b);
 }
 
 Result<Progress> decodeProgress(const Bytes& bytes) {
-  return capnp_io::read<wire::CaseProgress>(bytes, "case progress", 64 * 1024, [](wire::CaseProgress::Reader w) -> Result<Progress> {
+  return capnp_io::read<wire::CaseProgress>(bytes, "case progress", kMaxProgressBytes, [](wire::CaseProgress::Reader w) -> Result<Progress> {
     using capnp_io::text;
     Progress p;
     p.number = text(w.getCaseNumber());
@@ -144,7 +156,16 @@ Result<Progress> decodeProgress(const Bytes& bytes) {
     p.concluded_ms = w.getConcludedAtMs();
     p.credential = capnp_io::bytesOf(w.getCredential());
     p.credential_number = text(w.getCredentialNumber());
+    p.decide_level = w.getDecideLevel();
     if (p.number.empty() || p.step.empty()) return Status(ErrorCode::kMalformed, "case progress lacks a case number or a step");
+    for (const auto* s : {&p.number, &p.decider, &p.decider_name, &p.step, &p.state, &p.actor, &p.note, &p.detail,
+                          &p.credential_number}) {
+      if (tooLong(*s)) return Status(ErrorCode::kMalformed, "case progress has a field longer than 2000 bytes");
+    }
+    if (p.decide_level < 1 || p.decide_level > 4) {
+      return Status(ErrorCode::kMalformed, "case progress on " + p.number.substr(0, 40) + " has decide level " +
+                                               std::to_string(p.decide_level) + "; 1 (city) to 4 (village) expected");
+    }
     return p;
   });
 }

@@ -1,6 +1,6 @@
 // Module-internal: the wire formats of forwarded cases (schema/forwarding.capnp) as plain structs,
-// and their codecs with the limits every hop applies to hostile bytes. Only node/forwarding
-// includes this.
+// and their codecs with the limits every hop applies to hostile bytes. Only node/forwarding and
+// its tests (which forge messages with it) include this.
 #pragma once
 
 #include <string>
