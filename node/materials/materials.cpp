@@ -132,7 +132,8 @@ Result<MaterialRecordInfo> MaterialStore::put(const Bytes& content, const std::s
   if (kind.empty() || kind.size() > 64) return Status(ErrorCode::kInvalidArgument, "a material needs a kind (≤ 64 characters)");
   if (holder.empty() || holder.size() > 64) return Status(ErrorCode::kInvalidArgument, "a material needs its holder's ID");
   const std::string hash = sha256Hex(content);
-  if (auto existing = get(hash, holder); existing && existing->kind == kind) return existing;
+  // Looked up as this kind: the same file may also be stored for the holder as another kind.
+  if (auto existing = get(hash, holder, kind)) return existing;
 
   const std::string dir = directory_ + "/" + hash.substr(0, 2);
   std::error_code ec;
