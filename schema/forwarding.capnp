@@ -34,13 +34,16 @@ struct KeyValue {
   value @1 :Text;
 }
 
-# kind 106 (statement, sealed by the deciding node): the case after one step taken there.
+# kind 106 (statement, sealed by the deciding node): the case after one step taken there. Or,
+# with step "returned" (退回), sealed by the hop that refused to take the case in or pass it on:
+# the case never reached its decider, and `note` says why.
 struct CaseProgress {
   caseNumber @0 :Text;
-  decider @1 :Text;              # the deciding division (= the signer)
+  decider @1 :Text;              # the deciding division (= the signer); for "returned", the refusing hop
   deciderName @2 :Text;
   stepIndex @3 :UInt32;          # position in the decider's history; the origin applies each once
-  step @4 :Text;                 # receive, undertake, review, approve, deny, conclude, supplement, resume, yellow, red
+  step @4 :Text;                 # receive, undertake, review, approve, deny, conclude, supplement, resume, yellow,
+                                 # red; or returned
   state @5 :Text;                # the case's state after the step
   actor @6 :Text;
   atMs @7 :Int64;
@@ -50,6 +53,8 @@ struct CaseProgress {
   concludedAtMs @11 :Int64;
   credential @12 :Data;          # on the conclusion of an approved case: the sealed credential issued
   credentialNumber @13 :Text;
+  decideLevel @14 :UInt8;        # the case's decide level (1 city .. 4 village), from its transfer: each hop
+                                 # and the origin check that `decider` is the origin's ancestor of this level
 }
 
 struct Hop {

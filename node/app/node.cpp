@@ -356,6 +356,17 @@ struct Node::Impl {
     (void)env.transport->reply(m, sealEnvelope(options.identity, p));
   }
 
+  // Why the parent refused outbox message `seq` for good (the uplink set it aside), "" if it did
+  // not or the table cannot be read.
+  std::string refusalOf(uint64_t seq) {
+    auto stmt = db->prepare("SELECT target, outcome, message FROM outbox_rejected WHERE seq = ?1");
+    if (!stmt) return "";
+    stmt->bind(1, static_cast<int64_t>(seq));
+    auto row = stmt->step();
+    if (!row || !*row) return "";
+    return stmt->columnText(0) + " refused it (" + stmt->columnText(1) + "): " + stmt->columnText(2);
+  }
+
   Result<bool> joined() {
     if (!uplink) return true;
     TB_ASSIGN_OR_RETURN(std::string join_seq, meta("join_seq"));
@@ -488,7 +499,8 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
       [raw](uint64_t seq) {
         auto pending = raw->outbox->pending(seq);
         return pending.isOk() && *pending;
-      }));
+      },
+      [raw](uint64_t seq) { return raw->refusalOf(seq); }));
   impl->forwarding.emplace(std::move(forwarding));
   impl->cases->setForwardingHooks(impl->forwarding->hooks());
   // --- credentials: issued on conclusion, replicated up, status records down through the feed ---

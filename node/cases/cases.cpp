@@ -52,6 +52,14 @@ const std::vector<Migration> kCaseMigrations = {
      // Key facts for the credential, and the credential issued when the case concluded.
      "CREATE TABLE case_facts (number TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (number, key));"
      "ALTER TABLE cases ADD COLUMN credential TEXT NOT NULL DEFAULT '';"},
+    {4,
+     // The catalogue version a case was accepted under (at the decider: the origin's, from the
+     // transfer), and at the origin the refusal of a forwarded case by a hop on its way up (退回).
+     "ALTER TABLE cases ADD COLUMN catalogue_version INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE cases ADD COLUMN returned_by TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE cases ADD COLUMN returned_by_name TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE cases ADD COLUMN returned_reason TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE cases ADD COLUMN returned_ms INTEGER NOT NULL DEFAULT 0;"},
 };
 
 
@@ -151,21 +159,22 @@ Status CaseService::Impl::saveRow(const CaseRecord& c, TimeMs now, bool insert) 
   TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
       insert ? "INSERT INTO cases (number, item_code, item_name, department, kind, applicant_id, applicant_name,"
                " contact, state, paused_from, accepted_ms, deadline_ms, concluded_ms, paused_ms, decided_at,"
-               " refusal_notice, evaluation, updated_ms, held_for, forwarded, decider, decider_name, credential)"
+               " refusal_notice, evaluation, updated_ms, held_for, forwarded, decider, decider_name, credential,"
+               " catalogue_version)"
                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,"
-               " ?21, ?22, ?23)"
+               " ?21, ?22, ?23, ?24)"
              : "UPDATE cases SET item_code = ?2, item_name = ?3, department = ?4, kind = ?5, applicant_id = ?6,"
                " applicant_name = ?7, contact = ?8, state = ?9, paused_from = ?10, accepted_ms = ?11,"
                " deadline_ms = ?12, concluded_ms = ?13, paused_ms = ?14, decided_at = ?15, refusal_notice = ?16,"
                " evaluation = ?17, updated_ms = ?18, held_for = ?19, forwarded = ?20, decider = ?21,"
-               " decider_name = ?22, credential = ?23 WHERE number = ?1"));
+               " decider_name = ?22, credential = ?23, catalogue_version = ?24 WHERE number = ?1"));
   stmt.bind(1, c.number).bind(2, c.item_code).bind(3, c.item_name).bind(4, c.department).bind(5, itemKindName(c.kind));
   stmt.bind(6, c.applicant_id).bind(7, c.applicant_name).bind(8, c.contact).bind(9, caseStateName(c.state));
   stmt.bind(10, c.state == CaseState::kSupplement ? caseStateName(c.paused_from) : "");
   stmt.bind(11, c.accepted_ms).bind(12, c.deadline_ms).bind(13, c.concluded_ms).bind(14, c.paused_ms);
   stmt.bind(15, c.decided_at).bind(16, c.refusal_notice).bind(17, c.evaluation).bind(18, now);
   stmt.bind(19, c.held_for).bind(20, static_cast<int64_t>(c.forwarded ? 1 : 0)).bind(21, c.decider);
-  stmt.bind(22, c.decider_name).bind(23, c.credential);
+  stmt.bind(22, c.decider_name).bind(23, c.credential).bind(24, static_cast<int64_t>(c.catalogue_version));
   return stmt.run();
 }
 
@@ -205,7 +214,8 @@ Result<CaseRecord> CaseService::Impl::load(const std::string& number) {
   TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
       "SELECT number, item_code, item_name, department, kind, applicant_id, applicant_name, contact, state,"
       " paused_from, accepted_ms, deadline_ms, concluded_ms, paused_ms, decided_at, refusal_notice, evaluation,"
-      " held_for, forwarded, forward_seq, decider, decider_name, credential FROM cases WHERE number = ?1"));
+      " held_for, forwarded, forward_seq, decider, decider_name, credential, catalogue_version, returned_by,"
+      " returned_by_name, returned_reason, returned_ms FROM cases WHERE number = ?1"));
   stmt.bind(1, number);
   TB_ASSIGN_OR_RETURN(bool row, stmt.step());
   if (!row) return Status(ErrorCode::kNotFound, "no case " + number + " at this node");
@@ -237,6 +247,11 @@ Result<CaseRecord> CaseService::Impl::load(const std::string& number) {
   c.decider = stmt.columnText(20);
   c.decider_name = stmt.columnText(21);
   c.credential = stmt.columnText(22);
+  c.catalogue_version = static_cast<uint64_t>(stmt.columnInt64(23));
+  c.returned_by = stmt.columnText(24);
+  c.returned_by_name = stmt.columnText(25);
+  c.returned_reason = stmt.columnText(26);
+  c.returned_ms = stmt.columnInt64(27);
 
   TB_ASSIGN_OR_RETURN(auto steps, db->prepare(
       "SELECT idx, step, actor, at_ms, note, detail FROM case_steps WHERE number = ?1 ORDER BY idx"));
@@ -255,12 +270,13 @@ Result<CaseRecord> CaseService::Impl::load(const std::string& number) {
     if (!more) break;
     c.reviews.emplace_back(reviews.columnText(0), reviews.columnText(1));
   }
-  TB_ASSIGN_OR_RETURN(auto mats, db->prepare("SELECT hash FROM case_materials WHERE number = ?1 ORDER BY kind"));
+  TB_ASSIGN_OR_RETURN(auto mats, db->prepare("SELECT kind, hash FROM case_materials WHERE number = ?1 ORDER BY kind"));
   mats.bind(1, number);
   while (true) {
     TB_ASSIGN_OR_RETURN(bool more, mats.step());
     if (!more) break;
-    c.material_hashes.push_back(mats.columnText(0));
+    c.materials.emplace_back(mats.columnText(0), mats.columnText(1));
+    c.material_hashes.push_back(mats.columnText(1));
   }
   TB_ASSIGN_OR_RETURN(auto facts, db->prepare("SELECT key, value FROM case_facts WHERE number = ?1 ORDER BY key"));
   facts.bind(1, number);
@@ -341,13 +357,14 @@ Result<CaseRecord> CaseService::submit(const IntakeRequest& request, const Princ
     const std::string kind_name = catalogue->material_kinds.count(kind) ? catalogue->material_kinds.at(kind) : kind;
     auto it = offered.find(kind);
     if (it != offered.end() && !it->second.empty()) {
-      auto record = m.materials->get(it->second, applicant->number);
-      if (!record) {
-        problems.push_back(kind_name + ": the uploaded file " + it->second.substr(0, 12) + " is not this applicant's or was never uploaded");
-      } else if (record->kind != kind) {
-        problems.push_back(kind_name + ": the uploaded file is a '" + record->kind + "', not a '" + kind + "'");
-      } else {
+      // The file as this kind: one file may be stored under several kinds, each its own record.
+      auto record = m.materials->get(it->second, applicant->number, kind);
+      if (record) {
         accepted_materials.emplace_back(kind, record->hash);
+      } else if (auto other = m.materials->get(it->second, applicant->number)) {
+        problems.push_back(kind_name + ": the uploaded file is a '" + other->kind + "', not a '" + kind + "'");
+      } else {
+        problems.push_back(kind_name + ": the uploaded file " + it->second.substr(0, 12) + " is not this applicant's or was never uploaded");
       }
       continue;
     }
@@ -369,6 +386,7 @@ Result<CaseRecord> CaseService::submit(const IntakeRequest& request, const Princ
   c.contact = request.contact;
   c.accepted_ms = now;
   c.decided_at = levelName(item->decide_level);
+  c.catalogue_version = catalogue->version;
 
   TB_ASSIGN_OR_RETURN(auto txn, m.db->begin());
   TB_ASSIGN_OR_RETURN(c.number, m.nextNumber());
@@ -390,8 +408,10 @@ Result<CaseRecord> CaseService::submit(const IntakeRequest& request, const Princ
   for (const auto& [kind, hash] : accepted_materials) {
     TB_ASSIGN_OR_RETURN(auto stmt, m.db->prepare("INSERT INTO case_materials (number, kind, hash) VALUES (?1, ?2, ?3)"));
     TB_RETURN_IF_ERROR(stmt.bind(1, c.number).bind(2, kind).bind(3, hash).run());
-    c.material_hashes.push_back(hash);
   }
+  std::sort(accepted_materials.begin(), accepted_materials.end());  // as load() reads them: by kind
+  c.materials = accepted_materials;
+  for (const auto& [kind, hash] : c.materials) c.material_hashes.push_back(hash);
   const bool decidable_here = m.self.level() <= item->decide_level;
   if (item->kind == ItemKind::kImmediate && decidable_here) {
     // 即办件: decided and handed over on the spot.
@@ -447,7 +467,10 @@ Result<CaseRecord> CaseService::step(const std::string& number, const StepReques
   const bool window_step = request.step == "supplement" || request.step == "resume";
   const Catalogue* catalogue = m.catalogue->current();
   const CatalogueItem* item = catalogue ? catalogue->find(c.item_code) : nullptr;
-  const Level decide_level = item ? item->decide_level : parseLevel(c.decided_at).value();
+  // The level recorded when the case was accepted (a held case: the level it was forwarded for),
+  // not the current catalogue's: a catalogue that moves an item's decide level later does not
+  // strand the cases already accepted under the old one.
+  TB_ASSIGN_OR_RETURN(const Level decide_level, parseLevel(c.decided_at));
   if (!window_step && m.self.level() > decide_level) {
     return Status(ErrorCode::kFailedPrecondition, "case " + number + " is decided at " + c.decided_at +
                                                       " level, not here; it waits to be forwarded there");
@@ -501,7 +524,7 @@ Result<CaseRecord> CaseService::step(const std::string& number, const StepReques
     c.paused_ms = 0;
   }
   if (next == CaseState::kConcluded && c.state == CaseState::kApproved && m.issuer && item && !item->issues.empty() &&
-      item->decide_level == m.self.level()) {
+      decide_level == m.self.level()) {
     // 办结发证: the credential is issued in the same transaction as the conclusion.
     TB_ASSIGN_OR_RETURN(c.credential, m.issuer(c, now));
     detail = "issued " + item->issues + " " + c.credential;

@@ -112,13 +112,16 @@ struct CaseRecord {
   TimeMs deadline_ms = 0;     // 0: none (refused)
   TimeMs concluded_ms = 0;
   TimeMs paused_ms = 0;       // when the current supplement began (0: not paused)
-  std::string decided_at;     // level that decides it ("district")
+  std::string decided_at;     // level that decides it ("district"), fixed when it was accepted: a later
+                              // catalogue does not move a case already accepted (or taken in)
+  uint64_t catalogue_version = 0;  // the catalogue version it was accepted under (at the decider: the origin's)
   std::string refusal_notice; // 一次性告知: every missing or invalid material, for a refused case
   Light light = Light::kNone;
   std::string evaluation;     // "", satisfied, basically_satisfied, unsatisfied
   std::vector<CaseStep> steps;
   std::vector<std::pair<std::string, std::string>> reviews;  // joint: department → approve/deny
   std::vector<std::string> material_hashes;
+  std::vector<std::pair<std::string, std::string>> materials;  // kind → hash, by kind (material_hashes in order)
   std::vector<std::pair<std::string, std::string>> facts;
   std::string credential;     // the number of the credential issued when it concluded ("" none)
 
@@ -135,6 +138,12 @@ struct CaseRecord {
   std::string location;
   bool waiting_for_uplink = false;
   std::vector<CaseStep> decider_steps;
+  // At the origin: a hop on the way up refused the case for good (退回) before any decider took it
+  // in: who (its division and name), why and when. Empty while nothing was refused.
+  std::string returned_by;
+  std::string returned_by_name;
+  std::string returned_reason;
+  TimeMs returned_ms = 0;
 };
 
 // A forwarded case as the decider receives it (from the origin's signed CaseTransfer).
@@ -152,16 +161,26 @@ struct ForwardedCase {
   TimeMs accepted_ms = 0;
   TimeMs deadline_ms = 0;
   std::string accepted_by;
-  std::vector<std::pair<std::string, std::string>> materials;  // kind → hash
+  std::vector<std::pair<std::string, std::string>> materials;  // kind → hash, each kind once
   std::vector<std::pair<std::string, std::string>> facts;
   std::string route;        // "440604001001 → 440604001000 → 440604000000", for the receive step
+  uint64_t catalogue_version = 0;  // the origin's catalogue when it accepted the case
 };
 
-// One step taken at the decider, as the origin receives it.
+// What receiveForwarded did: the case is new here, or this node already held it (a second
+// delivery changes nothing).
+enum class Received { kTakenIn, kAlreadyHeld };
+
+// The step name of a CaseProgress that says a hop refused the case on its way up (退回).
+inline constexpr const char* kReturnedStep = "returned";
+
+// One step taken at the decider, as the origin receives it; or (step kReturnedStep) the word that
+// a hop on the way up refused the case: `decider` is then that hop and `step.note` the reason.
 struct DeciderStep {
   std::string number;
   std::string decider;
   std::string decider_name;
+  Level decide_level = Level::kCity;  // the level the decider claims the case is decided at
   CaseStep step;
   std::string state;
   TimeMs deadline_ms = 0;
@@ -182,6 +201,9 @@ struct ForwardingHooks {
   std::function<Status(const CaseRecord& c, const CaseStep& step)> progress;
   // Whether an outbox message is still waiting to be shipped (for "waiting for the uplink").
   std::function<bool(uint64_t seq)> pending;
+  // Why the parent refused an outbox message for good ("" if it did not): the transfer was set
+  // aside at the first hop, and the origin says so.
+  std::function<std::string(uint64_t seq)> refused;
 };
 
 struct StepRequest {
@@ -239,10 +261,14 @@ class CaseService {
   void setForwardingHooks(ForwardingHooks hooks);
   void setCredentialIssuer(CredentialIssuer issuer);
   // The decider takes in a forwarded case: stored as held for its origin, with a "receive" step
-  // (which itself goes back down). A case already held is left alone (kAlreadyExists).
-  Result<CaseRecord> receiveForwarded(const ForwardedCase& fc, TimeMs now);
-  // The origin records a step taken at the decider and mirrors its state. Steps arrive in
-  // order; one seen before is ignored (returns false).
+  // (which itself goes back down). A case already held is left alone (Received::kAlreadyHeld).
+  // A material kind listed twice is kInvalidArgument (nothing is written).
+  Result<Received> receiveForwarded(const ForwardedCase& fc, TimeMs now);
+  // The origin records a step taken at the decider and mirrors its state. Only the origin's
+  // ancestor at the case's decide level (as recorded when it was accepted here) may report steps;
+  // anyone else is kUnauthorized. Steps arrive in order; one seen before is ignored (returns
+  // false). A kReturnedStep is accepted from an ancestor at or below the decide level while no
+  // decider has taken the case in; it is recorded once and shown in `location`.
   Result<bool> applyDeciderStep(const DeciderStep& s, TimeMs now);
 
   struct Impl;

@@ -1,6 +1,7 @@
 // The forwarded-case side of the case service (上报件): where a case accepted here and decided
 // elsewhere is, the decider taking a case in, and the origin mirroring the decider's steps.
 #include <cstdio>
+#include <set>
 
 #include "node/cases/case_service_impl.h"
 
@@ -32,23 +33,39 @@ Status CaseService::Impl::loadForwarding(CaseRecord& c, uint64_t forward_seq) {
                      : "at " + where + ": " + caseStateName(c.state) + " since " + cstMinute(last.at_ms);
     return Status::ok();
   }
+  if (!c.returned_by.empty()) {
+    const std::string by = c.returned_by_name.empty() ? c.returned_by : c.returned_by_name + " (" + c.returned_by + ")";
+    c.location = "returned (退回) by " + by + " on " + cstMinute(c.returned_ms) + ": " + c.returned_reason +
+                 "; it was not taken in at the " + c.decided_at + " level";
+    return Status::ok();
+  }
   c.waiting_for_uplink = forward_seq != 0 && hooks.pending && hooks.pending(forward_seq);
-  c.location = c.waiting_for_uplink
-                   ? "waiting for the uplink since " + cstMinute(c.accepted_ms) + " (it leaves when the link to the parent is up)"
-                   : "sent up towards the " + c.decided_at + " level; not yet taken in there";
+  if (c.waiting_for_uplink) {
+    c.location = "waiting for the uplink since " + cstMinute(c.accepted_ms) + " (it leaves when the link to the parent is up)";
+    return Status::ok();
+  }
+  const std::string refused = forward_seq != 0 && hooks.refused ? hooks.refused(forward_seq) : "";
+  c.location = refused.empty() ? "sent up towards the " + c.decided_at + " level; not yet taken in there"
+                               : "refused on the way up, not taken in at the " + c.decided_at + " level: " + refused;
   return Status::ok();
 }
 
 void CaseService::setForwardingHooks(ForwardingHooks hooks) { impl_->hooks = std::move(hooks); }
 void CaseService::setCredentialIssuer(CredentialIssuer issuer) { impl_->issuer = std::move(issuer); }
 
-Result<CaseRecord> CaseService::receiveForwarded(const ForwardedCase& fc, TimeMs now) {
+Result<Received> CaseService::receiveForwarded(const ForwardedCase& fc, TimeMs now) {
   Impl& m = *impl_;
   if (!m.db->inTransaction()) {
     return Status(ErrorCode::kInternal, "receiveForwarded runs inside the applying transaction");
   }
+  std::set<std::string> kinds;
+  for (const auto& [kind, hash] : fc.materials) {
+    if (!kinds.insert(kind).second) {
+      return Status(ErrorCode::kInvalidArgument, "case " + fc.number + " lists material kind '" + kind + "' twice");
+    }
+  }
   if (auto existing = m.load(fc.number); existing.isOk()) {
-    return Status(ErrorCode::kAlreadyExists, "case " + fc.number + " is already held here");
+    return Received::kAlreadyHeld;
   } else if (existing.status().code() != ErrorCode::kNotFound) {
     return existing.status();
   }
@@ -67,6 +84,7 @@ Result<CaseRecord> CaseService::receiveForwarded(const ForwardedCase& fc, TimeMs
   c.deadline_ms = fc.deadline_ms;
   c.decided_at = levelName(fc.decide_level);
   c.held_for = fc.origin;
+  c.catalogue_version = fc.catalogue_version;
   c.facts = fc.facts;
   TB_RETURN_IF_ERROR(m.record(c, "receive", "system", now, "accepted at " + fc.origin + " by " + fc.accepted_by,
                               fc.route, /*insert=*/true));
@@ -74,9 +92,8 @@ Result<CaseRecord> CaseService::receiveForwarded(const ForwardedCase& fc, TimeMs
   for (const auto& [kind, hash] : fc.materials) {
     TB_ASSIGN_OR_RETURN(auto stmt, m.db->prepare("INSERT INTO case_materials (number, kind, hash) VALUES (?1, ?2, ?3)"));
     TB_RETURN_IF_ERROR(stmt.bind(1, c.number).bind(2, kind).bind(3, hash).run());
-    c.material_hashes.push_back(hash);
   }
-  return c;
+  return Received::kTakenIn;
 }
 
 Result<bool> CaseService::applyDeciderStep(const DeciderStep& s, TimeMs now) {
@@ -86,9 +103,32 @@ Result<bool> CaseService::applyDeciderStep(const DeciderStep& s, TimeMs now) {
     return Status(ErrorCode::kInvalidArgument, "case " + s.number + " was not forwarded from here; " + s.decider +
                                                    " cannot report steps on it");
   }
+  // Authority, from what this node recorded when it accepted the case: only its ancestor at the
+  // case's decide level decides it (a returned case: a hop at or below that level on the way).
+  TB_ASSIGN_OR_RETURN(const Level decide_level, parseLevel(c.decided_at));
+  TB_ASSIGN_OR_RETURN(const DivisionCode signer, DivisionCode::parse(s.decider));
+  const bool returned = s.step.step == kReturnedStep;
+  const bool on_the_way = signer.isAncestorOf(m.self) && static_cast<int>(signer.level()) >= static_cast<int>(decide_level);
+  if (s.decide_level != decide_level || !on_the_way || (!returned && signer.level() != decide_level)) {
+    return Status(ErrorCode::kUnauthorized,
+                  "case " + s.number + " is decided by " + m.self.str() + "'s " + c.decided_at + "-level ancestor; " +
+                      s.decider + " (" + levelName(signer.level()) + " level, claiming " + levelName(s.decide_level) +
+                      ") may not " + (returned ? "return it" : "report steps on it"));
+  }
   if (!c.decider.empty() && c.decider != s.decider) {
     return Status(ErrorCode::kInvalidArgument, "case " + s.number + " is decided at " + c.decider + ", not at " +
                                                    s.decider);
+  }
+  if (returned) {
+    // Refused on the way up: no decider holds it. Once a decider reported, or once returned, a
+    // (late or repeated) return changes nothing.
+    if (!c.decider_steps.empty() || !c.returned_by.empty()) return false;
+    TB_ASSIGN_OR_RETURN(auto stmt, m.db->prepare(
+        "UPDATE cases SET returned_by = ?2, returned_by_name = ?3, returned_reason = ?4, returned_ms = ?5,"
+        " updated_ms = ?6 WHERE number = ?1"));
+    stmt.bind(1, s.number).bind(2, s.decider).bind(3, s.decider_name).bind(4, s.step.note).bind(5, s.step.at_ms);
+    TB_RETURN_IF_ERROR(stmt.bind(6, now).run());
+    return true;
   }
   TB_ASSIGN_OR_RETURN(auto state, parseCaseState(s.state));
   TB_ASSIGN_OR_RETURN(auto stmt, m.db->prepare(

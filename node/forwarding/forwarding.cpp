@@ -2,10 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include "federation/util/capnp_io.h"
-#include "schema/forwarding.capnp.h"
+#include "node/forwarding/forwarding_wire.h"
 
 namespace tongban {
+
+using namespace forwarding_wire;
 
 namespace {
 
@@ -16,185 +17,11 @@ const std::vector<Migration> kForwardingMigrations = {
      "  step_index INTEGER NOT NULL, action TEXT NOT NULL, from_division TEXT NOT NULL, to_division TEXT NOT NULL,"
      "  route TEXT NOT NULL, at_ms INTEGER NOT NULL);"
      "CREATE INDEX case_passages_by_number ON case_passages (number, id);"},
+    {2,
+     // The decide level the transfer or step named (1 city .. 4 village; 0 in rows from before):
+     // a hop that passed a case up refuses steps on it that claim another level.
+     "ALTER TABLE case_passages ADD COLUMN decide_level INTEGER NOT NULL DEFAULT 0;"},
 };
-
-// Explicit limits on what a hop accepts (a transfer carries at most 64 material records).
-constexpr size_t kMaxRelayBytes = 192 * 1024;
-constexpr size_t kMaxHops = 4;            // village → town → district → city
-constexpr size_t kMaxTransferMaterials = 64;
-constexpr size_t kMaxText = 2000;
-
-struct Hop {
-  std::string division;
-  TimeMs at_ms = 0;
-};
-
-struct Relay {
-  Bytes statement;
-  std::vector<Hop> hops;
-};
-
-struct Transfer {
-  std::string number, origin, origin_name, item_code, item_name, department, kind;
-  uint8_t decide_level = 0;
-  std::string applicant_id, applicant_name, contact;
-  TimeMs accepted_ms = 0, deadline_ms = 0;
-  std::string accepted_by, note;
-  std::vector<Bytes> materials;
-  uint64_t catalogue_version = 0;
-  std::vector<std::pair<std::string, std::string>> facts;
-};
-
-struct Progress {
-  std::string number, decider, decider_name;
-  uint32_t step_index = 0;
-  std::string step, state, actor;
-  TimeMs at_ms = 0;
-  std::string note, detail;
-  TimeMs deadline_ms = 0, concluded_ms = 0;
-  Bytes credential;
-  std::string credential_number;
-};
-
-Bytes encodeRelay(const Relay& r) {
-  capnp::MallocMessageBuilder b;
-  auto w = b.initRoot<wire::CaseRelay>();
-  w.setStatement(capnp_io::dataOf(r.statement));
-  auto hops = w.initHops(static_cast<unsigned>(r.hops.size()));
-  for (unsigned i = 0; i < r.hops.size(); ++i) {
-    hops[i].setDivision(r.hops[i].division);
-    hops[i].setAtMs(r.hops[i].at_ms);
-  }
-  return capnp_io::flatBytes(b);
-}
-
-Result<Relay> decodeRelay(const Bytes& bytes) {
-  return capnp_io::read<wire::CaseRelay>(bytes, "case relay", kMaxRelayBytes, [](wire::CaseRelay::Reader w) -> Result<Relay> {
-    Relay r;
-    r.statement = capnp_io::bytesOf(w.getStatement());
-    if (r.statement.empty()) return Status(ErrorCode::kMalformed, "case relay carries no statement");
-    if (w.getHops().size() == 0 || w.getHops().size() > kMaxHops) {
-      return Status(ErrorCode::kMalformed, "case relay has " + std::to_string(w.getHops().size()) +
-                                               " hops; between 1 and " + std::to_string(kMaxHops) + " expected");
-    }
-    for (auto h : w.getHops()) r.hops.push_back({capnp_io::text(h.getDivision()), h.getAtMs()});
-    return r;
-  });
-}
-
-Bytes encodeTransfer(const Transfer& t) {
-  capnp::MallocMessageBuilder b;
-  auto w = b.initRoot<wire::CaseTransfer>();
-  w.setCaseNumber(t.number);
-  w.setOrigin(t.origin);
-  w.setOriginName(t.origin_name);
-  w.setItemCode(t.item_code);
-  w.setItemName(t.item_name);
-  w.setDepartment(t.department);
-  w.setKind(t.kind);
-  w.setDecideLevel(t.decide_level);
-  w.setApplicantId(t.applicant_id);
-  w.setApplicantName(t.applicant_name);
-  w.setContact(t.contact);
-  w.setAcceptedAtMs(t.accepted_ms);
-  w.setDeadlineMs(t.deadline_ms);
-  w.setAcceptedBy(t.accepted_by);
-  w.setNote(t.note);
-  auto mats = w.initMaterials(static_cast<unsigned>(t.materials.size()));
-  for (unsigned i = 0; i < t.materials.size(); ++i) mats.set(i, capnp_io::dataOf(t.materials[i]));
-  w.setCatalogueVersion(t.catalogue_version);
-  auto facts = w.initFacts(static_cast<unsigned>(t.facts.size()));
-  for (unsigned i = 0; i < t.facts.size(); ++i) {
-    facts[i].setKey(t.facts[i].first);
-    facts[i].setValue(t.facts[i].second);
-  }
-  return capnp_io::flatBytes(b);
-}
-
-bool tooLong(const std::string& s) { return s.size() > kMaxText; }
-
-Result<Transfer> decodeTransfer(const Bytes& bytes) {
-  return capnp_io::read<wire::CaseTransfer>(bytes, "case transfer", kMaxRelayBytes, [](wire::CaseTransfer::Reader w) -> Result<Transfer> {
-    using capnp_io::text;
-    Transfer t;
-    t.number = text(w.getCaseNumber());
-    t.origin = text(w.getOrigin());
-    t.origin_name = text(w.getOriginName());
-    t.item_code = text(w.getItemCode());
-    t.item_name = text(w.getItemName());
-    t.department = text(w.getDepartment());
-    t.kind = text(w.getKind());
-    t.decide_level = w.getDecideLevel();
-    t.applicant_id = text(w.getApplicantId());
-    t.applicant_name = text(w.getApplicantName());
-    t.contact = text(w.getContact());
-    t.accepted_ms = w.getAcceptedAtMs();
-    t.deadline_ms = w.getDeadlineMs();
-    t.accepted_by = text(w.getAcceptedBy());
-    t.note = text(w.getNote());
-    if (w.getMaterials().size() > kMaxTransferMaterials) {
-      return Status(ErrorCode::kMalformed, "case transfer lists more than 64 materials");
-    }
-    for (auto m : w.getMaterials()) t.materials.push_back(capnp_io::bytesOf(m));
-    t.catalogue_version = w.getCatalogueVersion();
-    if (w.getFacts().size() > 16) return Status(ErrorCode::kMalformed, "case transfer lists more than 16 facts");
-    for (auto f : w.getFacts()) t.facts.emplace_back(text(f.getKey()), text(f.getValue()));
-    for (const auto* s : {&t.number, &t.item_code, &t.item_name, &t.department, &t.applicant_id, &t.applicant_name,
-                          &t.contact, &t.accepted_by, &t.note, &t.origin_name}) {
-      if (tooLong(*s)) return Status(ErrorCode::kMalformed, "case transfer has a field longer than 2000 bytes");
-    }
-    if (t.decide_level < 1 || t.decide_level > 4) {
-      return Status(ErrorCode::kMalformed, "case transfer has decide level " + std::to_string(t.decide_level));
-    }
-    if (t.number.rfind(t.origin + "-", 0) != 0) {
-      return Status(ErrorCode::kMalformed, "case number " + t.number + " was not given by its origin " + t.origin);
-    }
-    return t;
-  });
-}
-
-Bytes encodeProgress(const Progress& p) {
-  capnp::MallocMessageBuilder b;
-  auto w = b.initRoot<wire::CaseProgress>();
-  w.setCaseNumber(p.number);
-  w.setDecider(p.decider);
-  w.setDeciderName(p.decider_name);
-  w.setStepIndex(p.step_index);
-  w.setStep(p.step);
-  w.setState(p.state);
-  w.setActor(p.actor);
-  w.setAtMs(p.at_ms);
-  w.setNote(p.note);
-  w.setDetail(p.detail);
-  w.setDeadlineMs(p.deadline_ms);
-  w.setConcludedAtMs(p.concluded_ms);
-  w.setCredential(capnp_io::dataOf(p.credential));
-  w.setCredentialNumber(p.credential_number);
-  return capnp_io::flatBytes(b);
-}
-
-Result<Progress> decodeProgress(const Bytes& bytes) {
-  return capnp_io::read<wire::CaseProgress>(bytes, "case progress", 64 * 1024, [](wire::CaseProgress::Reader w) -> Result<Progress> {
-    using capnp_io::text;
-    Progress p;
-    p.number = text(w.getCaseNumber());
-    p.decider = text(w.getDecider());
-    p.decider_name = text(w.getDeciderName());
-    p.step_index = w.getStepIndex();
-    p.step = text(w.getStep());
-    p.state = text(w.getState());
-    p.actor = text(w.getActor());
-    p.at_ms = w.getAtMs();
-    p.note = text(w.getNote());
-    p.detail = text(w.getDetail());
-    p.deadline_ms = w.getDeadlineMs();
-    p.concluded_ms = w.getConcludedAtMs();
-    p.credential = capnp_io::bytesOf(w.getCredential());
-    p.credential_number = text(w.getCredentialNumber());
-    if (p.number.empty() || p.step.empty()) return Status(ErrorCode::kMalformed, "case progress lacks a case number or a step");
-    return p;
-  });
-}
 
 std::string routeText(const std::vector<Hop>& hops) {
   std::string out;
@@ -226,17 +53,30 @@ struct ForwardingService::Impl {
   MaterialStore* materials;
   EnqueueTo enqueue_to;
   std::function<bool(uint64_t)> outbox_pending;
+  std::function<std::string(uint64_t)> outbox_refused;
   CredentialLink credentials;
 
   const DivisionCode& self() const { return identity->division; }
 
   Status recordPassage(const Passage& p) {
     TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
-        "INSERT INTO case_passages (number, what, step_index, action, from_division, to_division, route, at_ms)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+        "INSERT INTO case_passages (number, what, step_index, action, from_division, to_division, route, at_ms,"
+        " decide_level) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
     stmt.bind(1, p.number).bind(2, p.what).bind(3, static_cast<int64_t>(p.step_index)).bind(4, p.action);
-    stmt.bind(5, p.from).bind(6, p.to).bind(7, p.route).bind(8, p.at_ms);
+    stmt.bind(5, p.from).bind(6, p.to).bind(7, p.route).bind(8, p.at_ms).bind(9, static_cast<int64_t>(p.decide_level));
     return stmt.run();
+  }
+
+  // The decide level named by the transfer of `number` that this node sent, passed up or took in
+  // (none if the case never went up through here).
+  Result<std::optional<Level>> levelSeen(const std::string& number) {
+    TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
+        "SELECT decide_level FROM case_passages WHERE number = ?1 AND what = 'transfer' AND decide_level > 0"
+        " ORDER BY id LIMIT 1"));
+    stmt.bind(1, number);
+    TB_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) return std::optional<Level>();
+    return std::optional<Level>(static_cast<Level>(stmt.columnInt64(0)));
   }
 
   Bytes seal(MessageKind kind, const DivisionCode& about, const Bytes& payload, TimeMs now) {
@@ -269,13 +109,17 @@ struct ForwardingService::Impl {
     t.accepted_by = clerk;
     t.note = c.steps.empty() ? "" : c.steps.front().note;
     t.facts = c.facts;
-    for (const auto& hash : c.material_hashes) {
-      TB_ASSIGN_OR_RETURN(MaterialRecordInfo record, materials->get(hash, c.applicant_id));
+    t.catalogue_version = c.catalogue_version;
+    // The case's own (kind, file) rows, each with the record of that file as that kind: one file
+    // may be stored under two kinds, and each kind goes up once.
+    for (const auto& [kind, hash] : c.materials) {
+      TB_ASSIGN_OR_RETURN(MaterialRecordInfo record, materials->get(hash, c.applicant_id, kind));
       t.materials.push_back(encodeMaterialRecord(record));
     }
     Relay relay{seal(kCaseTransferKind, *parent, encodeTransfer(t), now), {{self().str(), now}}};
     TB_ASSIGN_OR_RETURN(uint64_t seq, enqueue_to(*parent, kCaseRelayUpKind, encodeRelay(relay)));
-    TB_RETURN_IF_ERROR(recordPassage({c.number, "transfer", 0, "sent up", "", parent->str(), self().str(), now}));
+    TB_RETURN_IF_ERROR(recordPassage({c.number, "transfer", 0, "sent up", "", parent->str(), self().str(), now,
+                                      t.decide_level}));
     return seq;
   }
 
@@ -286,6 +130,7 @@ struct ForwardingService::Impl {
       return Status(ErrorCode::kInternal, "case " + c.number + " is held for " + c.held_for + ", which is not below " +
                                               self().str());
     }
+    TB_ASSIGN_OR_RETURN(Level decide_level, parseLevel(c.decided_at));
     Progress p;
     p.number = c.number;
     p.decider = self().str();
@@ -299,6 +144,7 @@ struct ForwardingService::Impl {
     p.detail = step.detail;
     p.deadline_ms = c.deadline_ms;
     p.concluded_ms = c.concluded_ms;
+    p.decide_level = static_cast<uint8_t>(decide_level);
     if (step.step == "conclude" && !c.credential.empty() && credentials.sealed_of) {
       TB_ASSIGN_OR_RETURN(auto sealed, credentials.sealed_of(c.credential));
       if (!sealed) return Status(ErrorCode::kInternal, "credential " + c.credential + " of case " + c.number + " is not held here");
@@ -307,7 +153,8 @@ struct ForwardingService::Impl {
     }
     Relay relay{seal(kCaseProgressKind, origin, encodeProgress(p), step.at_ms), {{self().str(), step.at_ms}}};
     TB_RETURN_IF_ERROR(enqueue_to(*next, kCaseRelayDownKind, encodeRelay(relay)).status());
-    return recordPassage({c.number, "progress", step.index, "sent down", "", next->str(), self().str(), step.at_ms});
+    return recordPassage({c.number, "progress", step.index, "sent down", "", next->str(), self().str(), step.at_ms,
+                          p.decide_level});
   }
 
   // Opens the statement inside a relay: it must be of `kind`, and is checked like any envelope
@@ -328,6 +175,69 @@ struct ForwardingService::Impl {
                                                      " as its last hop");
     }
     return Status::ok();
+  }
+
+  // The case as this node holds it, from a genuine transfer: every material must be a record of
+  // the applicant stored at the origin, sealed with the origin's key (checked with the key the
+  // transfer's own chain certified), so the decider can trust the hash it fetches the file by.
+  Result<ForwardedCase> caseOf(const Transfer& t, const OpenedEnvelope& statement, const std::string& route) {
+    ForwardedCase fc;
+    fc.number = t.number;
+    fc.origin = t.origin;
+    fc.item_code = t.item_code;
+    fc.item_name = t.item_name;
+    fc.department = t.department;
+    TB_ASSIGN_OR_RETURN(fc.kind, parseItemKind(t.kind));
+    fc.decide_level = static_cast<Level>(t.decide_level);
+    fc.applicant_id = t.applicant_id;
+    fc.applicant_name = t.applicant_name;
+    fc.contact = t.contact;
+    fc.accepted_ms = t.accepted_ms;
+    fc.deadline_ms = t.deadline_ms;
+    fc.accepted_by = t.accepted_by;
+    fc.route = route;
+    fc.facts = t.facts;
+    fc.catalogue_version = t.catalogue_version;
+    for (const MaterialRecordInfo& record : t.records) {
+      const std::string text = sealedText(record.hash, record.kind, record.holder);
+      Signature sig{};
+      if (record.seal.size() != sig.size() || record.stored_at != t.origin || record.holder != t.applicant_id) {
+        return Status(ErrorCode::kInvalidArgument, "material " + record.hash.substr(0, 12) + " of case " + t.number +
+                                                       " is not a sealed record of the applicant stored at " + t.origin);
+      }
+      std::copy(record.seal.begin(), record.seal.end(), sig.begin());
+      if (!verifySignature(statement.signer_key, reinterpret_cast<const uint8_t*>(text.data()), text.size(), sig)) {
+        return Status(ErrorCode::kBadSignature, "the seal on material " + record.hash.substr(0, 12) + " of case " + t.number +
+                                                    " is not " + t.origin + "'s");
+      }
+      fc.materials.emplace_back(record.kind, record.hash);
+    }
+    return fc;
+  }
+
+  // This node may not take in a genuine transfer (the origin sealed it, a child covering the
+  // origin brought it): the relay is consumed, and a signed "returned" (退回) progress naming
+  // this node and the reason goes down to the origin in the same transaction, so the origin
+  // shows why its case went no further instead of "not yet taken in" forever.
+  Status returnToOrigin(const Transfer& t, const DivisionCode& origin, const DivisionCode& from,
+                        const std::vector<Hop>& hops, const Status& why, TimeMs now) {
+    const auto next = self().childToward(origin);
+    if (!next) return Status(ErrorCode::kInternal, origin.str() + " is not below " + self().str());
+    Progress p;
+    p.number = t.number;
+    p.decider = self().str();
+    p.decider_name = identity->name;
+    p.step = kReturnedStep;
+    p.actor = "system";
+    p.at_ms = now;
+    p.note = why.message().substr(0, kMaxText);
+    p.detail = routeText(hops);
+    p.decide_level = t.decide_level;
+    Relay relay{seal(kCaseProgressKind, origin, encodeProgress(p), now), {{self().str(), now}}};
+    TB_RETURN_IF_ERROR(enqueue_to(*next, kCaseRelayDownKind, encodeRelay(relay)).status());
+    spdlog::warn("[{}] returned case {} to {}: {}", self().str(), t.number, t.origin, why.toString());
+    return recordPassage({t.number, "transfer", 0, "returned", from.str(), next->str(), routeText(hops), now,
+                          t.decide_level});
   }
 
   Status applyRelayUp(const OpenedEnvelope& e, TimeMs now) {
@@ -351,98 +261,115 @@ struct ForwardingService::Impl {
       return Status(ErrorCode::kInvalidArgument, "case " + t.number + " is decided at " + levelName(decide_level) +
                                                      " level, which its origin " + t.origin + " could do itself");
     }
+    if (static_cast<int>(self().level()) < static_cast<int>(decide_level)) {
+      // The first node of the decide level on the way up takes it in; nothing passes above it.
+      return Status(ErrorCode::kInvalidArgument, "case " + t.number + " is decided at " + levelName(decide_level) +
+                                                     " level, but " + e.signer.str() + " passed it up to " + self().str() +
+                                                     ", a " + levelName(self().level()) + "-level node above it");
+    }
     relay.hops.push_back({self().str(), now});
+    const std::string route = routeText(relay.hops);
     if (static_cast<int>(self().level()) > static_cast<int>(decide_level)) {
       // Not ours to decide: up one more level.
       const auto parent = self().parent();
       if (!parent) return Status(ErrorCode::kInternal, "the city has no parent to pass case " + t.number + " to");
       TB_RETURN_IF_ERROR(enqueue_to(*parent, kCaseRelayUpKind, encodeRelay(relay)).status());
-      return recordPassage({t.number, "transfer", 0, "passed up", e.signer.str(), parent->str(), routeText(relay.hops), now});
+      return recordPassage({t.number, "transfer", 0, "passed up", e.signer.str(), parent->str(), route, now,
+                            t.decide_level});
     }
-    ForwardedCase fc;
-    fc.number = t.number;
-    fc.origin = t.origin;
-    fc.item_code = t.item_code;
-    fc.item_name = t.item_name;
-    fc.department = t.department;
-    TB_ASSIGN_OR_RETURN(fc.kind, parseItemKind(t.kind));
-    fc.decide_level = decide_level;
-    fc.applicant_id = t.applicant_id;
-    fc.applicant_name = t.applicant_name;
-    fc.contact = t.contact;
-    fc.accepted_ms = t.accepted_ms;
-    fc.deadline_ms = t.deadline_ms;
-    fc.accepted_by = t.accepted_by;
-    fc.route = routeText(relay.hops);
-    fc.facts = t.facts;
-    for (const auto& bytes : t.materials) {
-      TB_ASSIGN_OR_RETURN(MaterialRecordInfo record, decodeMaterialRecord(bytes));
-      // The seal binds the file to its holder and kind; the origin's key made it (checked here
-      // with the key the transfer's own chain certified), so the decider can trust the hash it
-      // will fetch the file by.
-      const std::string text = sealedText(record.hash, record.kind, record.holder);
-      Signature sig{};
-      if (record.seal.size() != sig.size() || record.stored_at != t.origin || record.holder != t.applicant_id) {
-        return Status(ErrorCode::kInvalidArgument, "material " + record.hash.substr(0, 12) + " of case " + t.number +
-                                                       " is not a sealed record of the applicant stored at " + t.origin);
+    // Ours to decide (our level is the decide level).
+    auto fc = caseOf(t, statement, route);
+    if (!fc) {
+      const ErrorCode code = fc.status().code();
+      if (code == ErrorCode::kInvalidArgument || code == ErrorCode::kMalformed || code == ErrorCode::kBadSignature) {
+        return returnToOrigin(t, origin, e.signer, relay.hops, fc.status(), now);
       }
-      std::copy(record.seal.begin(), record.seal.end(), sig.begin());
-      if (!verifySignature(statement.signer_key, reinterpret_cast<const uint8_t*>(text.data()), text.size(), sig)) {
-        return Status(ErrorCode::kBadSignature, "the seal on material " + record.hash.substr(0, 12) + " of case " + t.number +
-                                                    " is not " + t.origin + "'s");
-      }
-      fc.materials.emplace_back(record.kind, record.hash);
+      return fc.status();
     }
-    auto received = cases->receiveForwarded(fc, now);
-    if (!received && received.status().code() != ErrorCode::kAlreadyExists) return received.status();
-    spdlog::info("[{}] took in case {} from {} via {}", self().str(), t.number, t.origin, fc.route);
-    return recordPassage({t.number, "transfer", 0, "taken in", e.signer.str(), "", fc.route, now});
+    TB_ASSIGN_OR_RETURN(Received received, cases->receiveForwarded(*fc, now));
+    const bool held_before = received == Received::kAlreadyHeld;
+    if (held_before) {
+      spdlog::info("[{}] case {} from {} arrived again via {}; it is already held here", self().str(), t.number,
+                   t.origin, route);
+    } else {
+      spdlog::info("[{}] took in case {} from {} via {}", self().str(), t.number, t.origin, route);
+    }
+    return recordPassage({t.number, "transfer", 0, held_before ? "already held" : "taken in", e.signer.str(), "",
+                          route, now, t.decide_level});
   }
 
   Status applyRelayDown(const OpenedEnvelope& e, TimeMs now) {
     TB_ASSIGN_OR_RETURN(Relay relay, decodeRelay(e.payload));
+    // Down one level at a time: only this node's parent hands it a step.
+    if (!e.signer.isParentOf(self())) {
+      return Status(ErrorCode::kUnauthorized, "a case step reached " + self().str() + " from " + e.signer.str() +
+                                                  ", which is not its parent");
+    }
+    TB_RETURN_IF_ERROR(checkLastHop(relay, e.signer));
     TB_ASSIGN_OR_RETURN(OpenedEnvelope statement, openStatement(relay, kCaseProgressKind, now));
     TB_ASSIGN_OR_RETURN(Progress p, decodeProgress(statement.payload));
     TB_ASSIGN_OR_RETURN(DivisionCode origin, originOf(p.number));
-    if (statement.signer.str() != p.decider || !statement.signer.isAncestorOf(origin)) {
-      return Status(ErrorCode::kUnauthorized, "a step on case " + p.number + " signed by " + statement.signer.str() +
-                                                  ", which is not an ancestor of its origin " + origin.str());
-    }
     if (!self().covers(origin)) {
       return Status(ErrorCode::kInvalidArgument, "a step on case " + p.number + " of " + origin.str() +
                                                      " reached " + self().str() + ", which is not on its way down");
     }
-    TB_RETURN_IF_ERROR(checkLastHop(relay, e.signer));
+    // Authority: the signer is the origin's ancestor at the case's decide level (a "returned"
+    // word: a hop at or below that level, which is all the way up it can have come).
+    const auto decide_level = static_cast<Level>(p.decide_level);
+    const bool returned = p.step == kReturnedStep;
+    const int signer_level = static_cast<int>(statement.signer.level());
+    if (statement.signer.str() != p.decider || !statement.signer.isAncestorOf(origin) ||
+        static_cast<int>(origin.level()) <= static_cast<int>(decide_level) ||
+        (returned ? signer_level < static_cast<int>(decide_level) : signer_level != static_cast<int>(decide_level))) {
+      return Status(ErrorCode::kUnauthorized,
+                    "a step '" + p.step.substr(0, 40) + "' on case " + p.number + " of " + origin.str() + " claims the " +
+                        levelName(decide_level) + " level decides it, but is signed by " + statement.signer.str() +
+                        " (" + levelName(statement.signer.level()) + " level) for decider " + p.decider.substr(0, 40) +
+                        "; only " + origin.str() + "'s ancestor at the decide level reports steps on it");
+    }
     relay.hops.push_back({self().str(), now});
     if (self() != origin) {
+      // A hop that passed the case up knows its decide level and holds the step to it.
+      TB_ASSIGN_OR_RETURN(std::optional<Level> seen, levelSeen(p.number));
+      if (seen && *seen != decide_level) {
+        return Status(ErrorCode::kUnauthorized, "case " + p.number + " went up through " + self().str() +
+                                                    " to be decided at the " + levelName(*seen) + " level; " +
+                                                    statement.signer.str() + " claims the " + levelName(decide_level) +
+                                                    " level");
+      }
       const auto next = self().childToward(origin);
       TB_RETURN_IF_ERROR(enqueue_to(*next, kCaseRelayDownKind, encodeRelay(relay)).status());
       return recordPassage({p.number, "progress", p.step_index, "passed down", e.signer.str(), next->str(),
-                            routeText(relay.hops), now});
+                            routeText(relay.hops), now, p.decide_level});
     }
     DeciderStep s;
     s.number = p.number;
     s.decider = p.decider;
     s.decider_name = p.decider_name;
+    s.decide_level = decide_level;
     s.step = {p.step_index, p.step, p.actor, p.at_ms, p.note, p.detail};
     s.state = p.state;
     s.deadline_ms = p.deadline_ms;
     s.concluded_ms = p.concluded_ms;
+    s.credential = p.credential.empty() ? "" : p.credential_number;
+    // The case's own record decides who may report on it (CaseService::applyDeciderStep), before
+    // anything the step carries is kept.
+    TB_ASSIGN_OR_RETURN(bool applied, cases->applyDeciderStep(s, now));
+    if (!applied) return Status::ok();
     if (!p.credential.empty()) {
       // The citizen collects the credential here: keep it (it is checked like any credential).
       if (!credentials.accept) return Status(ErrorCode::kUnavailable, "no credential store at " + self().str() + " yet");
       TB_RETURN_IF_ERROR(credentials.accept(p.credential).status());
-      s.credential = p.credential_number;
     }
-    TB_ASSIGN_OR_RETURN(bool applied, cases->applyDeciderStep(s, now));
-    if (!applied) return Status::ok();
-    return recordPassage({p.number, "progress", p.step_index, "delivered", e.signer.str(), "", routeText(relay.hops), now});
+    return recordPassage({p.number, "progress", p.step_index, returned ? "returned here" : "delivered", e.signer.str(),
+                          "", routeText(relay.hops), now, p.decide_level});
   }
 };
 
 Result<ForwardingService> ForwardingService::open(Database& db, const Identity& identity, const Verifier& verifier,
                                                   CaseService& cases, MaterialStore& materials, EnqueueTo enqueue_to,
-                                                  std::function<bool(uint64_t)> outbox_pending) {
+                                                  std::function<bool(uint64_t)> outbox_pending,
+                                                  std::function<std::string(uint64_t)> outbox_refused) {
   TB_RETURN_IF_ERROR(db.migrate("forwarding", kForwardingMigrations));
   auto impl = std::make_shared<Impl>();
   impl->db = &db;
@@ -452,6 +379,7 @@ Result<ForwardingService> ForwardingService::open(Database& db, const Identity& 
   impl->materials = &materials;
   impl->enqueue_to = std::move(enqueue_to);
   impl->outbox_pending = std::move(outbox_pending);
+  impl->outbox_refused = std::move(outbox_refused);
   return ForwardingService(impl);
 }
 
@@ -463,6 +391,7 @@ ForwardingHooks ForwardingService::hooks() {
   }
   h.progress = [impl](const CaseRecord& c, const CaseStep& step) { return impl->progress(c, step); };
   h.pending = impl->outbox_pending;
+  h.refused = impl->outbox_refused;
   return h;
 }
 
@@ -473,7 +402,7 @@ Status ForwardingService::applyRelayDown(const OpenedEnvelope& e, TimeMs now) { 
 
 Result<std::vector<Passage>> ForwardingService::passages(const std::string& number) {
   TB_ASSIGN_OR_RETURN(auto stmt, impl_->db->prepare(
-      "SELECT number, what, step_index, action, from_division, to_division, route, at_ms FROM case_passages"
+      "SELECT number, what, step_index, action, from_division, to_division, route, at_ms, decide_level FROM case_passages"
       " WHERE number = ?1 ORDER BY id"));
   stmt.bind(1, number);
   std::vector<Passage> out;
@@ -481,7 +410,8 @@ Result<std::vector<Passage>> ForwardingService::passages(const std::string& numb
     TB_ASSIGN_OR_RETURN(bool row, stmt.step());
     if (!row) break;
     out.push_back({stmt.columnText(0), stmt.columnText(1), static_cast<uint32_t>(stmt.columnInt64(2)),
-                   stmt.columnText(3), stmt.columnText(4), stmt.columnText(5), stmt.columnText(6), stmt.columnInt64(7)});
+                   stmt.columnText(3), stmt.columnText(4), stmt.columnText(5), stmt.columnText(6), stmt.columnInt64(7),
+                   static_cast<uint8_t>(stmt.columnInt64(8))});
   }
   return out;
 }

@@ -5,12 +5,17 @@
 // make) and sends it to its parent inside a CaseRelay, in the intake transaction. Each node on the
 // way checks the relay came from a child that covers the origin and that the transfer is the
 // origin's own, records the passage, and either takes the case in (its level is the item's
-// decide level) or passes the relay up, appending itself to the hops.
+// decide level) or passes the relay up, appending itself to the hops. A genuine transfer the
+// deciding node may not take in (a material seal that does not check) is returned (退回): a
+// signed "returned" progress tells the origin who refused it and why.
 //
 // Down: every step the decider takes on a case it holds for an origin is sealed as a CaseProgress
-// and relayed down, hop by hop, to the origin, which mirrors the state (CaseService::
-// applyDeciderStep). Both directions ride the durable outbox, so a cut link only delays them and
-// each is applied exactly once (receipts).
+// and relayed down, hop by hop (each from its parent), to the origin, which mirrors the state
+// (CaseService::applyDeciderStep). The progress names the case's decide level: every hop requires
+// the signer to be the origin's ancestor at that level (and, if the case went up through it, the
+// level it saw in the transfer); the origin requires the level it recorded at acceptance. Both
+// directions ride the durable outbox, so a cut link only delays them and each is applied exactly
+// once (receipts).
 //
 // Wire formats: schema/forwarding.capnp. Rules and subjects: docs/protocol.md.
 #pragma once
@@ -41,11 +46,13 @@ struct Passage {
   std::string number;
   std::string what;          // "transfer" (the case going up) or "progress" (a step coming down)
   uint32_t step_index = 0;   // for progress: the decider's step
-  std::string action;        // sent up, passed up, taken in, sent down, passed down, delivered
+  std::string action;        // sent up, passed up, taken in, already held, returned (refused here, word sent
+                             // down), sent down, passed down, delivered, returned here (at the origin)
   std::string from;          // the neighbour it came from ("" when made here)
   std::string to;            // the neighbour it went to ("" when consumed here)
   std::string route;         // the hops so far, "440604001001 → 440604001000"
   TimeMs at_ms = 0;
+  uint8_t decide_level = 0;  // the case's decide level the transfer or step named (1 city .. 4 village)
 };
 
 class ForwardingService {
@@ -55,8 +62,12 @@ class ForwardingService {
 
   static Result<ForwardingService> open(Database& db, const Identity& identity, const Verifier& verifier,
                                         CaseService& cases, MaterialStore& materials, EnqueueTo enqueue_to,
-                                        std::function<bool(uint64_t seq)> outbox_pending);
+                                        std::function<bool(uint64_t seq)> outbox_pending,
+                                        std::function<std::string(uint64_t seq)> outbox_refused);
 
+  // `outbox_pending(seq)`: the message still waits in this node's outbox; `outbox_refused(seq)`:
+  // why the parent refused it for good ("" if it did not).
+  //
   // What the case service calls to send a case up and its steps down (installs nothing itself).
   ForwardingHooks hooks();
 

@@ -76,8 +76,13 @@ json caseJson(const CaseRecord& c, Light light, bool full) {
     j["location"] = c.location;
     j["waiting_for_uplink"] = c.waiting_for_uplink;
     j["decider_steps"] = stepsJson(c.decider_steps, full);
+    if (!c.returned_by.empty()) {
+      j["returned"] = {{"by", c.returned_by}, {"by_name", c.returned_by_name}, {"reason", c.returned_reason},
+                       {"at_ms", c.returned_ms}};
+    }
   }
   if (!c.held_for.empty()) j["held_for"] = c.held_for;
+  j["catalogue_version"] = c.catalogue_version;
   // The credential issued when the case concluded; the key facts it states are for staff only.
   j["credential"] = c.credential.empty() ? json(nullptr) : json(c.credential);
   j["applicant_id"] = full ? c.applicant_id : maskId(c.applicant_id);

@@ -132,7 +132,8 @@ Result<MaterialRecordInfo> MaterialStore::put(const Bytes& content, const std::s
   if (kind.empty() || kind.size() > 64) return Status(ErrorCode::kInvalidArgument, "a material needs a kind (≤ 64 characters)");
   if (holder.empty() || holder.size() > 64) return Status(ErrorCode::kInvalidArgument, "a material needs its holder's ID");
   const std::string hash = sha256Hex(content);
-  if (auto existing = get(hash, holder); existing && existing->kind == kind) return existing;
+  // Looked up as this kind: the same file may also be stored for the holder as another kind.
+  if (auto existing = get(hash, holder, kind)) return existing;
 
   const std::string dir = directory_ + "/" + hash.substr(0, 2);
   std::error_code ec;
@@ -172,16 +173,18 @@ Result<MaterialRecordInfo> MaterialStore::put(const Bytes& content, const std::s
   return r;
 }
 
-Result<MaterialRecordInfo> MaterialStore::get(const std::string& hash, const std::string& holder) {
+Result<MaterialRecordInfo> MaterialStore::get(const std::string& hash, const std::string& holder,
+                                              const std::string& kind) {
   if (!isHash(hash)) return Status(ErrorCode::kInvalidArgument, "'" + hash + "' is not a SHA-256 hex digest");
   TB_ASSIGN_OR_RETURN(auto stmt, db_->prepare(std::string("SELECT ") + kColumns +
                                               " FROM materials WHERE hash = ?1 AND (?2 = '' OR holder = ?2)"
-                                              " ORDER BY verified_at_ms DESC LIMIT 1"));
-  stmt.bind(1, hash).bind(2, holder);
+                                              " AND (?3 = '' OR kind = ?3) ORDER BY verified_at_ms DESC LIMIT 1"));
+  stmt.bind(1, hash).bind(2, holder).bind(3, kind);
   TB_ASSIGN_OR_RETURN(bool row, stmt.step());
   if (!row) {
     return Status(ErrorCode::kNotFound, "no material " + hash.substr(0, 12) + "…" +
-                                            (holder.empty() ? "" : " of holder " + holder) + " at this node");
+                                            (holder.empty() ? "" : " of holder " + holder) +
+                                            (kind.empty() ? "" : " as a '" + kind + "'") + " at this node");
   }
   return fromRow(stmt);
 }

@@ -58,7 +58,9 @@ class MaterialStore {
   Result<MaterialRecordInfo> put(const Bytes& content, const std::string& kind, const std::string& holder,
                                  const std::string& content_type, const std::string& verified_by, TimeMs now);
 
-  Result<MaterialRecordInfo> get(const std::string& hash, const std::string& holder = "");
+  // The record of file `hash` stored here ("" holder / kind: any; the newest if several). One file
+  // may be stored for a holder under several kinds, each its own record and seal.
+  Result<MaterialRecordInfo> get(const std::string& hash, const std::string& holder = "", const std::string& kind = "");
   // The file, checked against its hash (kCorrupt if the disk changed it).
   Result<Bytes> read(const std::string& hash);
   // The holder's newest material of `kind` stored here, if any (for reuse at intake).

@@ -134,6 +134,10 @@ class Scenario {
     }
     runTo(heal_at);
     heal();
+    if (options_.workload_interval_ms > 0 && !options_.catalogue_file.empty()) {  // forwarded cases
+      drain_random_ = Random(options_.seed ^ 0x647261696eULL);
+      drainForwardedCases(heal_at + options_.heal_bound_ms);
+    }
     awaitConvergence(heal_at);
     if (lookups && result_.converged_after_heal_ms >= 0) checkLookupsAfterHeal();  // lookups
     return finish();
@@ -696,85 +700,224 @@ class Scenario {
   }
   // --- end credentials ---
 
-  // Forwarded cases (tree_scenario.h): each is held by exactly one node, an ancestor of its
-  // origin at the item's decide level, and the origin mirrors the decider exactly (same state,
-  // every step the decider took, in order). Quiet unless `report`.
-  bool forwardingConsistent(bool report) {
-    struct Held {
-      std::string holder, state;
-      std::vector<std::string> steps;
-    };
-    std::map<std::string, std::vector<Held>> held;  // case number → every node holding it for its origin
-    auto query = [&](Node& node, const std::string& sql, const std::function<void(Statement&)>& row) -> bool {
-      auto stmt = node.database().prepare(sql);
-      if (!stmt) return false;
-      while (true) {
-        auto more = stmt->step();
-        if (!more) return false;
-        if (!*more) return true;
-        row(*stmt);
+  // --- forwarded cases: drain and invariant (issue #5) ---
+  // The drain phase, after healing: staff at each decider work every forwarded case they hold to
+  // its conclusion through CaseService, as the workload does (resume a supplement, undertake,
+  // review, approve or deny, conclude); a case still on its way up is worked once it arrives.
+  // Ends when every case an origin forwarded is held and concluded at its decider, or at
+  // `deadline` (the convergence check then reports what is missing).
+  static constexpr DurationMs kDrainRoundMs = 5000;
+  static constexpr int kMaxStepsPerCase = 12;  // undertake, a review per department, decide, conclude
+
+  void drainForwardedCases(TimeMs deadline) {
+    world_.trace("drain forwarded cases");
+    while (world_.now() < deadline) {
+      uint64_t forwarded = 0, held = 0, open = 0;
+      for (auto& n : nodes_) {
+        auto f = countRows(*n->node, "SELECT COUNT(*) FROM cases WHERE forwarded = 1");
+        auto h = countRows(*n->node, "SELECT COUNT(*) FROM cases WHERE held_for != ''");
+        if (!f || !h) {
+          checker_.violation("drain: cannot count the cases at " + n->info.code.str() + ": " +
+                             (f ? h.status() : f.status()).toString());
+          return;
+        }
+        forwarded += *f;
+        held += *h;
+        open += workHeldCases(*n);
       }
+      if (open == 0 && held == forwarded) return;
+      if (auto st = world_.runUntil(world_.now() + kDrainRoundMs); !st.isOk()) {
+        checker_.violation("simulation stopped: " + st.toString());
+        return;
+      }
+    }
+  }
+
+  // Works each open case `n` holds for an origin to its conclusion; returns how many stay open.
+  uint64_t workHeldCases(SimNode& n) {
+    auto stmt = n.node->database().prepare(
+        "SELECT number FROM cases WHERE held_for != '' AND state NOT IN ('concluded', 'refused') ORDER BY number");
+    if (!stmt) {
+      checker_.violation("drain: cannot list the held cases at " + n.info.code.str() + ": " + stmt.status().toString());
+      return 1;
+    }
+    std::vector<std::string> numbers;
+    while (true) {
+      auto row = stmt->step();
+      if (!row) {
+        checker_.violation("drain: cannot list the held cases at " + n.info.code.str() + ": " + row.status().toString());
+        return 1;
+      }
+      if (!*row) break;
+      numbers.push_back(stmt->columnText(0));
+    }
+    uint64_t open = 0;
+    for (const auto& number : numbers) {
+      for (int i = 0; i < kMaxStepsPerCase; ++i) {
+        auto c = n.node->cases().get(number);
+        if (!c) {
+          checker_.violation("drain: case " + number + " at " + n.info.code.str() + ": " + c.status().toString());
+          break;
+        }
+        if (c->state == CaseState::kConcluded) break;
+        StepRequest step;
+        switch (c->state) {
+          case CaseState::kSupplement: step.step = "resume"; break;
+          case CaseState::kAccepted: step.step = "undertake"; break;
+          case CaseState::kUndertaken: step.step = "review"; break;
+          case CaseState::kReviewed: step.step = drain_random_.below(6) == 0 ? "deny" : "approve"; break;
+          default: step.step = "conclude"; break;
+        }
+        if (step.step == "review" && c->kind == ItemKind::kJoint) {
+          const CatalogueItem* item = n.node->catalogue().current()->find(c->item_code);
+          for (const auto& dep : item ? item->joint_departments : std::vector<std::string>{}) {
+            bool done = false;
+            for (const auto& r : c->reviews) done = done || r.first == dep;
+            if (!done) {
+              step.department = dep;
+              break;
+            }
+          }
+          step.decision = "approve";
+        }
+        auto moved = n.node->cases().step(number, step, everyone_, world_.now());
+        if (!moved) {
+          checker_.violation("drain: " + step.step + " on " + number + " at " + n.info.code.str() + " failed: " +
+                             moved.status().toString());
+          break;
+        }
+        ++result_.case_steps_taken;
+        world_.trace("drain " + number + " " + step.step);
+      }
+      auto after = n.node->cases().get(number);
+      if (!after || after->state != CaseState::kConcluded) ++open;
+    }
+    return open;
+  }
+
+  // The invariant (tree_scenario.h), after the drain: every case an origin forwarded is held by
+  // exactly one node, its ancestor at the case's decide level; it is concluded there, decided
+  // exactly once (one conclude step, at most one approve or deny); the origin shows the same
+  // state, deadline and conclusion time and the decider's full step list (index, step, time,
+  // actor); no node holds a case no origin forwarded, and none was returned. A run whose tree
+  // has villages and a workload must have forwarded some. Quiet unless `report`.
+  bool forwardingConsistent(bool report) {
+    struct StepRow {
+      int64_t idx = 0;
+      std::string step;
+      TimeMs at_ms = 0;
+      std::string actor;
+      bool operator==(const StepRow&) const = default;
+      std::string text() const { return "#" + std::to_string(idx) + " " + step + " at " + std::to_string(at_ms) + " by " + actor; }
+    };
+    struct Mirror {
+      std::string holder, state, decided_at, returned_by;
+      TimeMs deadline_ms = 0, concluded_ms = 0;
+      std::vector<StepRow> steps;
     };
     bool ok = true;
     auto fail = [&](const std::string& what) {
       ok = false;
       if (report) checker_.violation(what);
     };
+    // A query that cannot run is a failed check, never an empty answer.
+    auto query = [&](SimNode& n, const std::string& sql, const std::function<void(Statement&)>& row) {
+      auto stmt = n.node->database().prepare(sql);
+      if (!stmt) return fail("forwarding check at " + n.info.code.str() + ": " + stmt.status().toString());
+      while (true) {
+        auto more = stmt->step();
+        if (!more) return fail("forwarding check at " + n.info.code.str() + ": " + more.status().toString());
+        if (!*more) return;
+        row(*stmt);
+      }
+    };
+    auto stepRow = [](Statement& st) {
+      return StepRow{st.columnInt64(1), st.columnText(2), st.columnInt64(3), st.columnText(4)};
+    };
+    std::map<std::string, std::vector<Mirror>> held;  // case number → every node holding it for an origin
+    std::map<std::string, std::pair<std::string, Mirror>> forwarded;  // case number → origin, its mirror
+    bool has_villages = false;
     for (auto& n : nodes_) {
       const std::string code = n->info.code.str();
-      std::map<std::string, Held> here;
-      query(*n->node, "SELECT c.number, c.state, s.step FROM cases c JOIN case_steps s ON s.number = c.number"
-                      " WHERE c.held_for != '' ORDER BY c.number, s.idx", [&](Statement& st) {
-        Held& h = here[st.columnText(0)];
-        h.holder = code;
-        h.state = st.columnText(1);
-        h.steps.push_back(st.columnText(2));
+      has_villages = has_villages || n->info.code.level() == Level::kVillage;
+      std::map<std::string, Mirror> here, mirrored;
+      query(*n, "SELECT number, state, deadline_ms, concluded_ms, held_for, forwarded, decided_at, returned_by"
+                " FROM cases WHERE held_for != '' OR forwarded = 1", [&](Statement& st) {
+        Mirror m{code, st.columnText(1), st.columnText(6), st.columnText(7), st.columnInt64(2), st.columnInt64(3), {}};
+        (st.columnInt64(5) != 0 ? mirrored : here)[st.columnText(0)] = m;
       });
-      for (auto& [number, h] : here) held[number].push_back(std::move(h));
+      query(*n, "SELECT s.number, s.idx, s.step, s.at_ms, s.actor FROM case_steps s JOIN cases c ON c.number = s.number"
+                " WHERE c.held_for != '' ORDER BY s.number, s.idx",
+            [&](Statement& st) { here[st.columnText(0)].steps.push_back(stepRow(st)); });
+      query(*n, "SELECT number, idx, step, at_ms, actor FROM case_decider_steps ORDER BY number, idx",
+            [&](Statement& st) { mirrored[st.columnText(0)].steps.push_back(stepRow(st)); });
+      for (auto& [number, m] : here) held[number].push_back(std::move(m));
+      for (auto& [number, m] : mirrored) forwarded[number] = {code, std::move(m)};
     }
-    uint64_t forwarded = 0, concluded = 0;
-    for (auto& n : nodes_) {
-      const std::string code = n->info.code.str();
-      std::map<std::string, Held> mirrored;
-      std::map<std::string, std::string> decided_at;
-      query(*n->node, "SELECT number, state, decided_at FROM cases WHERE forwarded = 1", [&](Statement& st) {
-        mirrored[st.columnText(0)].state = st.columnText(1);
-        decided_at[st.columnText(0)] = st.columnText(2);
-      });
-      query(*n->node, "SELECT number, step FROM case_decider_steps ORDER BY number, idx",
-            [&](Statement& st) { mirrored[st.columnText(0)].steps.push_back(st.columnText(1)); });
-      for (const auto& [number, origin] : mirrored) {
-        ++forwarded;
-        auto it = held.find(number);
-        if (it == held.end() || it->second.size() != 1) {
-          fail("forwarded case " + number + " of " + code + " is held by " +
-               std::to_string(it == held.end() ? 0 : it->second.size()) + " nodes, not exactly one");
-          continue;
-        }
-        const Held& decider = it->second.front();
-        const auto holder = DivisionCode::parse(decider.holder).value();
-        if (!holder.isAncestorOf(n->info.code) || decided_at[number] != levelName(holder.level())) {
-          fail("forwarded case " + number + " of " + code + " is held by " + decider.holder +
-               ", not by its " + decided_at[number] + "-level ancestor");
-        }
-        if (origin.state != decider.state || origin.steps != decider.steps) {
-          fail("forwarded case " + number + ": " + code + " shows " + origin.state + " after " +
-               std::to_string(origin.steps.size()) + " decider steps, " + decider.holder + " has it " + decider.state +
-               " after " + std::to_string(decider.steps.size()) + " steps");
-        }
-        if (decider.state == "concluded") ++concluded;
+    uint64_t concluded = 0;
+    for (const auto& [number, entry] : forwarded) {
+      const auto& [origin_code, origin] = entry;
+      const auto origin_div = DivisionCode::parse(origin_code).value();
+      if (!origin.returned_by.empty()) {
+        fail("forwarded case " + number + " of " + origin_code + " was returned by " + origin.returned_by);
+      }
+      auto it = held.find(number);
+      if (it == held.end() || it->second.size() != 1) {
+        fail("forwarded case " + number + " of " + origin_code + " is held by " +
+             std::to_string(it == held.end() ? 0 : it->second.size()) + " nodes, not exactly one");
+        continue;
+      }
+      const Mirror& decider = it->second.front();
+      const auto holder = DivisionCode::parse(decider.holder).value();
+      if (!holder.isAncestorOf(origin_div) || origin.decided_at != levelName(holder.level()) ||
+          decider.decided_at != origin.decided_at) {
+        fail("forwarded case " + number + " of " + origin_code + " (" + origin.decided_at + " level) is held by " +
+             decider.holder + " (" + decider.decided_at + "), not by its " + origin.decided_at + "-level ancestor");
+      }
+      if (decider.state != "concluded") {
+        fail("forwarded case " + number + " is " + decider.state + " at its decider " + decider.holder +
+             " after the drain, not concluded");
+      }
+      int conclusions = 0, decisions = 0;
+      for (const auto& step : decider.steps) {
+        conclusions += step.step == "conclude";
+        decisions += step.step == "approve" || step.step == "deny";
+      }
+      if (conclusions != 1 || decisions > 1) {
+        fail("forwarded case " + number + " at " + decider.holder + " has " + std::to_string(conclusions) +
+             " conclude and " + std::to_string(decisions) + " approve/deny steps; it is decided exactly once");
+      }
+      if (origin.state != decider.state || origin.deadline_ms != decider.deadline_ms ||
+          origin.concluded_ms != decider.concluded_ms || origin.steps != decider.steps) {
+        size_t first = 0;
+        while (first < origin.steps.size() && first < decider.steps.size() && origin.steps[first] == decider.steps[first]) ++first;
+        fail("forwarded case " + number + ": " + origin_code + " shows " + origin.state + ", deadline " +
+             std::to_string(origin.deadline_ms) + ", concluded " + std::to_string(origin.concluded_ms) + ", " +
+             std::to_string(origin.steps.size()) + " steps; " + decider.holder + " has " + decider.state + ", " +
+             std::to_string(decider.deadline_ms) + ", " + std::to_string(decider.concluded_ms) + ", " +
+             std::to_string(decider.steps.size()) + " steps (first difference at step " + std::to_string(first) + ": '" +
+             (first < origin.steps.size() ? origin.steps[first].text() : "") + "' vs '" +
+             (first < decider.steps.size() ? decider.steps[first].text() : "") + "')");
+      }
+      if (decider.state == "concluded") ++concluded;
+    }
+    for (const auto& [number, holders] : held) {
+      if (!forwarded.count(number)) {
+        fail(holders.front().holder + " holds case " + number + " for an origin that did not forward it");
       }
     }
-    uint64_t holding = 0;
-    for (const auto& [number, holders] : held) holding += holders.size();
-    if (holding != forwarded) fail(std::to_string(holding) + " cases are held for an origin, but origins forwarded " +
-                                   std::to_string(forwarded));
+    if (has_villages && options_.workload_interval_ms > 0 && !options_.catalogue_file.empty() && forwarded.empty() &&
+        result_.cases_submitted > 0) {
+      fail("no case was forwarded in a tree with villages (" + std::to_string(result_.cases_submitted) +
+           " submitted): the forwarding invariant checked nothing");
+    }
     if (ok) {
-      result_.forwarded_cases = forwarded;
+      result_.forwarded_cases = forwarded.size();
       result_.forwarded_concluded = concluded;
     }
     return ok;
   }
+  // --- end forwarded cases ---
 
   void awaitConvergence(TimeMs heal_at) {
     const TimeMs deadline = heal_at + options_.heal_bound_ms;
@@ -1022,6 +1165,7 @@ class Scenario {
 
   Random lookup_random_{0x6c6f6f6b7570ULL};  // reseeded from the run's seed in run()
   Random credential_random_{0x63726564ULL};  // reseeded from the run's seed in run()
+  Random drain_random_{0x647261696eULL};     // forwarded cases: reseeded from the run's seed in run()
   std::vector<std::shared_ptr<LookupProbe>> lookup_probes_;
   // --- end lookups ---
 

@@ -16,9 +16,13 @@
 //                            per-child breakdown equals that child's own answer for its
 //                            subtree; and every ancestor holds exactly the origin's latest
 //                            snapshot version of each (origin, day) (none counted twice).
-//   forwarding (after healing) every forwarded case is held by exactly one node, its origin's
-//                            ancestor at the item's decide level (decided exactly once), and
-//                            the origin shows the same state and the same steps as that node.
+//   forwarding (after healing and the drain) every forwarded case is held by exactly one node,
+//                            its origin's ancestor at the case's decide level; it is concluded
+//                            there and decided exactly once (one conclude step, at most one
+//                            approve or deny); the origin shows the same state, deadline,
+//                            conclusion time and full step list (index, step, time, actor); no
+//                            node holds a case its origin did not forward, none was returned;
+//                            and a tree with villages and a workload forwarded at least one.
 //   credentials (all the time) no node reports "valid" for a credential whose revocation it
 //                            holds; (after healing) every credential is held at its newest
 //                            version by its issuer, every ancestor of the issuer and the hall
@@ -27,6 +31,8 @@
 // A workload runs through the fault phase: clerks at random halls submit applications for
 // items their level may accept, and staff move open cases along; the city publishes a new
 // catalogue version mid-run.
+// Drain (after healing, before the convergence check): staff at each decider work every
+// forwarded case they hold to its conclusion, including those still arriving.
 // The run ends with a trace hash: the same seed must give the same hash.
 #pragma once
 
@@ -63,7 +69,7 @@ struct TreeScenarioResult {
   uint64_t duplicates_acknowledged = 0;         // re-deliveries recognised and not applied again
   uint64_t crashes = 0, partitions = 0;
   uint64_t network_deliveries = 0, network_drops = 0;
-  DurationMs converged_after_heal_ms = -1;      // virtual time from healing to convergence
+  DurationMs converged_after_heal_ms = -1;      // virtual time from healing to convergence (drain included)
   // Virtual time from healing until the roll-up invariants first held (checked every 5 s).
   DurationMs rollup_converged_after_heal_ms = -1;
   uint64_t snapshots_at_city = 0;               // (origin, day) snapshots the city holds

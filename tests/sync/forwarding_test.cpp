@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "node/catalogue/catalogue.h"
+#include "node/forwarding/forwarding_wire.h"
 #include "tests/support/sim_tree.h"
 
 namespace tongban {
@@ -15,6 +16,7 @@ constexpr const char* kCity = "440600000000";
 constexpr const char* kDistrict = "440604000000";
 constexpr const char* kTown = "440604001000";
 constexpr const char* kVillage = "440604001001";
+constexpr const char* kSibling = "440604001002";
 constexpr const char* kPerson = "11010519491231002X";
 
 class ForwardingTest : public testing::SimTree {
@@ -57,6 +59,57 @@ class ForwardingTest : public testing::SimTree {
     for (const char* step : {"undertake", "review", "approve", "conclude"}) {
       ASSERT_TRUE(stepAt(code, number, step).isOk()) << step << " at " << code;
     }
+  }
+
+  // A CaseProgress on `number` sealed by `signer` (naming itself the decider), inside a relay whose
+  // hops are `hops` (the last one is who hands it on).
+  Bytes stepRelay(const char* signer, const std::string& number, const std::string& step, const std::string& state,
+                  Level decide_level, const std::vector<std::string>& hops) {
+    forwarding_wire::Progress p;
+    p.number = number;
+    p.decider = signer;
+    p.decider_name = signer;
+    p.step_index = 1;
+    p.step = step;
+    p.state = state;
+    p.actor = "intruder";
+    p.at_ms = world_.now();
+    p.concluded_ms = state == "concluded" ? world_.now() : 0;
+    p.decide_level = static_cast<uint8_t>(decide_level);
+    const DivisionCode origin = division(number.substr(0, 12));
+    forwarding_wire::Relay relay{sealNow(identities_[signer], kCaseProgressKind, origin, forwarding_wire::encodeProgress(p), 0), {}};
+    for (const auto& h : hops) relay.hops.push_back({h, world_.now()});
+    return forwarding_wire::encodeRelay(relay);
+  }
+
+  // Hands `payload` to `code`'s applier for `kind` as if `from` had sent it, and commits what
+  // the applier did only if it accepted it (as the downlink does).
+  Status deliver(const char* code, MessageKind kind, const char* from, const Bytes& payload) {
+    OpenedEnvelope e{};
+    e.signer = division(from);
+    e.kind = kind;
+    e.target = division(code);
+    e.payload = payload;
+    auto txn = at(code).database().begin();
+    EXPECT_TRUE(txn.isOk());
+    Status st = kind == kCaseRelayDownKind ? at(code).forwarding().applyRelayDown(e, world_.now())
+                                           : at(code).forwarding().applyRelayUp(e, world_.now());
+    if (st.isOk()) EXPECT_TRUE(txn->commit().isOk());
+    return st;
+  }
+
+  // The village's relay of case `number` still waiting in its outbox (its uplink is cut).
+  Bytes waitingRelay() {
+    auto stmt = at(kVillage).database().prepare("SELECT payload FROM outbox WHERE kind = 105");
+    EXPECT_TRUE(stmt.isOk());
+    EXPECT_TRUE(stmt->step().value()) << "no case relay waits in the village's outbox";
+    return stmt->columnBlob(0);
+  }
+
+  std::vector<std::string> actions(const char* code, const std::string& number) {
+    std::vector<std::string> out;
+    for (const auto& p : at(code).forwarding().passages(number).value()) out.push_back(p.action);
+    return out;
   }
 
   uint64_t count(const char* code, const std::string& sql) {
@@ -218,8 +271,247 @@ TEST_F(ForwardingTest, ARelayFromOutsideTheOriginsSubtreeOrAlteredOnTheWayIsRefu
   EXPECT_TRUE(tampered.code() == ErrorCode::kUnauthorized || tampered.code() == ErrorCode::kMalformed) << tampered.toString();
 
   EXPECT_EQ(applyAtTown(kVillage, toBytes("not a relay")).code(), ErrorCode::kMalformed);
-  EXPECT_TRUE(applyAtTown(kVillage, relay).isOk()) << "the genuine relay from the village itself is taken";
-  EXPECT_FALSE(at(kTown).cases().get(c.number).isOk());
+  EXPECT_EQ(count(kTown, "SELECT COUNT(*) FROM case_passages"), 0u) << "a refusal leaves no trace but the log";
+
+  // The genuine relay from the village itself is taken: the town passes it up to the district
+  // (the transaction is rolled back afterwards, as the others were).
+  {
+    OpenedEnvelope e{};
+    e.signer = division(kVillage);
+    e.kind = kCaseRelayUpKind;
+    e.target = division(kTown);
+    e.payload = relay;
+    auto txn = at(kTown).database().begin();
+    ASSERT_TRUE(txn.isOk());
+    ASSERT_TRUE(at(kTown).forwarding().applyRelayUp(e, world_.now()).isOk());
+    EXPECT_EQ(actions(kTown, c.number), std::vector<std::string>{"passed up"});
+    EXPECT_EQ(count(kTown, std::string("SELECT COUNT(*) FROM outbox WHERE kind = 105 AND target = '") + kDistrict + "'"), 1u)
+        << "the relay waits for the district in the town's outbox";
+  }
+}
+
+// A transfer may go no higher than its decide level: a node above it refuses to take it in.
+TEST_F(ForwardingTest, ATransferPassedAboveItsDecideLevelIsRefused) {
+  startChain();
+  world_.setLinkUp(division(kVillage), false);
+  CaseRecord c = applyAtVillage("HW-0012");  // decided by the district
+  auto relay = forwarding_wire::decodeRelay(waitingRelay()).value();
+  relay.hops.push_back({kTown, world_.now()});
+  relay.hops.push_back({kDistrict, world_.now()});
+  Status refused = deliver(kCity, kCaseRelayUpKind, kDistrict, forwarding_wire::encodeRelay(relay));
+  EXPECT_EQ(refused.code(), ErrorCode::kInvalidArgument) << refused.toString();
+  EXPECT_NE(refused.message().find("above it"), std::string::npos) << refused.message();
+  EXPECT_EQ(at(kCity).cases().get(c.number).status().code(), ErrorCode::kNotFound) << "the city did not take it in";
+}
+
+// Only the origin's ancestor at the case's decide level decides it. A signed step from any other
+// ancestor (the city on a district case, the district on a town case) is refused at the first hop
+// that knows the case's level and at the origin, and the real decider's steps still arrive.
+TEST_F(ForwardingTest, AStepSignedByANonDeciderAncestorIsRefusedAndTheDecidersStepsStillArrive) {
+  startChain();
+  CaseRecord c = applyAtVillage("HW-0012");  // decided by the district
+  ASSERT_TRUE(runUntil([&] { return at(kDistrict).cases().get(c.number).isOk(); }, 30'000));
+  ASSERT_TRUE(runUntil([&] { return !at(kVillage).cases().get(c.number)->decider.empty(); }, 30'000));
+
+  // The city concludes it, claiming the city level decides it, and claiming the district level.
+  for (Level claimed : {Level::kCity, Level::kDistrict}) {
+    SCOPED_TRACE(levelName(claimed));
+    Status at_district = deliver(kDistrict, kCaseRelayDownKind, kCity,
+                                 stepRelay(kCity, c.number, "conclude", "concluded", claimed, {kCity}));
+    EXPECT_EQ(at_district.code(), ErrorCode::kUnauthorized) << at_district.toString();
+    // Straight to the village, as if it had come down the chain.
+    Status at_village = deliver(kVillage, kCaseRelayDownKind, kTown,
+                                stepRelay(kCity, c.number, "conclude", "concluded", claimed, {kCity, kDistrict, kTown}));
+    EXPECT_EQ(at_village.code(), ErrorCode::kUnauthorized) << at_village.toString();
+    EXPECT_NE(at_village.message().find("district"), std::string::npos) << at_village.message();
+  }
+  auto still = at(kVillage).cases().get(c.number).value();
+  EXPECT_EQ(still.state, CaseState::kAccepted);
+  EXPECT_EQ(still.decider, kDistrict);
+
+  decideAt(kDistrict, c.number);
+  ASSERT_TRUE(runUntil([&] { return at(kVillage).cases().get(c.number)->state == CaseState::kConcluded; }, 30'000))
+      << "the district's own steps are taken after the forged ones were refused";
+  auto done = at(kVillage).cases().get(c.number).value();
+  EXPECT_EQ(done.decider, kDistrict);
+  EXPECT_EQ(done.decider_steps.size(), at(kDistrict).cases().get(c.number)->steps.size());
+}
+
+TEST_F(ForwardingTest, ADistrictStepOnATownDecidedCaseIsRefused) {
+  startChain();
+  CaseRecord c = applyAtVillage("NR-0062");  // decided by the town
+  ASSERT_TRUE(runUntil([&] { return at(kTown).cases().get(c.number).isOk(); }, 30'000));
+  // The town took it in as a town case, so it refuses a district step claiming the district
+  // level; the village refuses it too, whatever level it claims.
+  Status at_town = deliver(kTown, kCaseRelayDownKind, kDistrict,
+                           stepRelay(kDistrict, c.number, "deny", "denied", Level::kDistrict, {kDistrict}));
+  EXPECT_EQ(at_town.code(), ErrorCode::kUnauthorized) << at_town.toString();
+  EXPECT_NE(at_town.message().find("to be decided at the town level"), std::string::npos) << at_town.message();
+  for (Level claimed : {Level::kDistrict, Level::kTown}) {
+    Status at_village = deliver(kVillage, kCaseRelayDownKind, kTown,
+                                stepRelay(kDistrict, c.number, "deny", "denied", claimed, {kDistrict, kTown}));
+    EXPECT_EQ(at_village.code(), ErrorCode::kUnauthorized) << levelName(claimed) << ": " << at_village.toString();
+  }
+  EXPECT_NE(at(kVillage).cases().get(c.number)->state, CaseState::kDenied);
+}
+
+TEST_F(ForwardingTest, AStepOnACaseThatWasNeverForwardedIsRefused) {
+  startChain();
+  CaseRecord local = applyAtVillage("SI-0001");  // immediate, decided at the village itself
+  ASSERT_FALSE(local.forwarded);
+  Status not_forwarded = deliver(kVillage, kCaseRelayDownKind, kTown,
+                                 stepRelay(kDistrict, local.number, "deny", "denied", Level::kDistrict,
+                                           {kDistrict, kTown}));
+  EXPECT_EQ(not_forwarded.code(), ErrorCode::kInvalidArgument) << not_forwarded.toString();
+  EXPECT_NE(not_forwarded.message().find("was not forwarded from here"), std::string::npos) << not_forwarded.message();
+  EXPECT_EQ(at(kVillage).cases().get(local.number)->state, CaseState::kConcluded);
+
+  const std::string never = std::string(kVillage) + "-00009999";
+  Status unknown = deliver(kVillage, kCaseRelayDownKind, kTown,
+                           stepRelay(kDistrict, never, "deny", "denied", Level::kDistrict, {kDistrict, kTown}));
+  EXPECT_EQ(unknown.code(), ErrorCode::kNotFound) << unknown.toString();
+}
+
+TEST_F(ForwardingTest, AStepThatReachesTheWrongNodeIsRefused) {
+  start(kSibling);
+  startChain();
+  CaseRecord c = applyAtVillage("HW-0012");
+  ASSERT_TRUE(runUntil([&] { return at(kDistrict).cases().get(c.number).isOk(); }, 30'000));
+  // A genuine district step, but handed to the village's sibling: not on its way down.
+  Status sibling = deliver(kSibling, kCaseRelayDownKind, kTown,
+                           stepRelay(kDistrict, c.number, "undertake", "undertaken", Level::kDistrict, {kDistrict, kTown}));
+  EXPECT_EQ(sibling.code(), ErrorCode::kInvalidArgument) << sibling.toString();
+  EXPECT_NE(sibling.message().find("not on its way down"), std::string::npos) << sibling.message();
+  // Handed to the village by the district, skipping the town: only a node's parent hands it steps.
+  Status skipped = deliver(kVillage, kCaseRelayDownKind, kDistrict,
+                           stepRelay(kDistrict, c.number, "undertake", "undertaken", Level::kDistrict, {kDistrict}));
+  EXPECT_EQ(skipped.code(), ErrorCode::kUnauthorized) << skipped.toString();
+  EXPECT_NE(skipped.message().find("not its parent"), std::string::npos) << skipped.message();
+  EXPECT_EQ(count(kSibling, "SELECT COUNT(*) FROM case_passages"), 0u);
+  const CaseRecord there = at(kVillage).cases().get(c.number).value();
+  for (const auto& step : there.decider_steps) EXPECT_NE(step.step, "undertake");
+  EXPECT_EQ(there.state, CaseState::kAccepted);
+}
+
+// One file stored under two kinds (a scan that shows both documents): each kind goes up once,
+// as that kind, and the decider holds all of the case's materials.
+TEST_F(ForwardingTest, OneFileUnderTwoKindsTravelsOnceForEachKind) {
+  startChain();
+  Node& village = at(kVillage);
+  const CatalogueItem* item = village.catalogue().current()->find("HW-0012");
+  ASSERT_NE(item, nullptr);
+  IntakeRequest request{"HW-0012", kPerson, "张三", "13800000000", {}, "", {}};
+  const Bytes both = toBytes("one scan: identity card and household register");
+  for (const auto& kind : item->materials) {
+    const bool shared = kind == "id_card" || kind == "household_register";
+    auto record = village.materials().put(shared ? both : toBytes("scan of " + kind), kind, kPerson, "image/jpeg",
+                                          "clerk", world_.now());
+    ASSERT_TRUE(record.isOk()) << record.status().toString();
+    request.materials.push_back({kind, record->hash});
+    runFor(1000);  // the second record of the shared file is the newer one
+  }
+  auto c = village.cases().submit(request, clerk_, world_.now());
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  ASSERT_EQ(c->state, CaseState::kAccepted) << c->refusal_notice;
+  ASSERT_EQ(c->materials.size(), 4u);
+  ASSERT_TRUE(runUntil([&] { return at(kDistrict).cases().get(c->number).isOk(); }, 30'000));
+  auto held = at(kDistrict).cases().get(c->number).value();
+  EXPECT_EQ(held.materials, c->materials);
+}
+
+TEST_F(ForwardingTest, ATransferListingOneMaterialKindTwiceIsRefusedWithAClearMessage) {
+  startChain();
+  world_.setLinkUp(division(kVillage), false);
+  CaseRecord c = applyAtVillage("HW-0012");
+  auto relay = forwarding_wire::decodeRelay(waitingRelay()).value();
+  registerForwardingKinds(kinds_);
+  auto statement = verifier().open(relay.statement, division(kTown), world_.now(), nullptr);
+  ASSERT_TRUE(statement.isOk()) << statement.status().toString();
+  auto transfer = forwarding_wire::decodeTransfer(statement->payload).value();
+  transfer.materials.push_back(transfer.materials.front());  // the same kind again
+  relay.statement = sealNow(identities_[kVillage], kCaseTransferKind, division(kTown),
+                            forwarding_wire::encodeTransfer(transfer), 0);
+  Status refused = deliver(kTown, kCaseRelayUpKind, kVillage, forwarding_wire::encodeRelay(relay));
+  EXPECT_EQ(refused.code(), ErrorCode::kMalformed) << refused.toString();
+  EXPECT_NE(refused.message().find("twice"), std::string::npos) << refused.message();
+  EXPECT_TRUE(actions(kTown, c.number).empty());
+}
+
+// The decider works a held case by the decide level it was forwarded for, even after the city
+// moves the item's decide level, and it records the catalogue version the origin accepted under.
+TEST_F(ForwardingTest, AHeldCaseKeepsTheDecideLevelItWasForwardedFor) {
+  startChain();
+  CaseRecord c = applyAtVillage("HW-0012");
+  ASSERT_TRUE(runUntil([&] { return at(kDistrict).cases().get(c.number).isOk(); }, 30'000));
+  auto held = at(kDistrict).cases().get(c.number).value();
+  EXPECT_GT(c.catalogue_version, 0u);
+  EXPECT_EQ(held.catalogue_version, c.catalogue_version);
+
+  Catalogue moved = *at(kCity).catalogue().current();
+  for (auto& item : moved.items) {
+    if (item.code == "HW-0012") item.decide_level = Level::kCity;
+  }
+  auto version = at(kCity).catalogue().publish(at(kCity).identity(), moved, world_.now());
+  ASSERT_TRUE(version.isOk()) << version.status().toString();
+  ASSERT_TRUE(runUntil([&] { return at(kDistrict).catalogue().version() == *version; }, 30'000));
+  for (const char* step : {"undertake", "review", "approve"}) {
+    Status st = stepAt(kDistrict, c.number, step);
+    EXPECT_TRUE(st.isOk()) << step << ": " << st.toString();
+  }
+  EXPECT_EQ(at(kDistrict).cases().get(c.number)->decided_at, "district");
+}
+
+// A genuine transfer the decider may not take in (here: a material seal the origin's key did not
+// make, as after a key change) is returned: the origin hears who refused it and why.
+TEST_F(ForwardingTest, ATransferTheDeciderMayNotTakeInIsReturnedToTheOriginWithTheReason) {
+  startChain();
+  Node& village = at(kVillage);
+  const CatalogueItem* item = village.catalogue().current()->find("HW-0012");
+  IntakeRequest request{"HW-0012", kPerson, "张三", "13800000000", {}, "", {}};
+  for (const auto& kind : item->materials) {
+    auto record = village.materials().put(toBytes("scan of " + kind), kind, kPerson, "image/jpeg", "clerk", world_.now());
+    ASSERT_TRUE(record.isOk());
+    request.materials.push_back({kind, record->hash});
+  }
+  auto stmt = village.database().prepare("UPDATE materials SET seal = zeroblob(64) WHERE kind = 'birth_certificate'");
+  ASSERT_TRUE(stmt.isOk() && stmt->run().isOk());
+  auto c = village.cases().submit(request, clerk_, world_.now());
+  ASSERT_TRUE(c.isOk() && c->forwarded) << c.status().toString();
+
+  ASSERT_TRUE(runUntil([&] { return !at(kVillage).cases().get(c->number)->returned_by.empty(); }, 30'000))
+      << at(kVillage).cases().get(c->number)->location;
+  auto returned = at(kVillage).cases().get(c->number).value();
+  EXPECT_EQ(returned.returned_by, kDistrict);
+  EXPECT_NE(returned.returned_reason.find("seal"), std::string::npos) << returned.returned_reason;
+  EXPECT_NE(returned.location.find("returned (退回) by"), std::string::npos) << returned.location;
+  EXPECT_NE(returned.location.find(kDistrict), std::string::npos) << returned.location;
+  EXPECT_EQ(at(kDistrict).cases().get(c->number).status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(actions(kDistrict, c->number), std::vector<std::string>{"returned"});
+  EXPECT_EQ(actions(kTown, c->number), (std::vector<std::string>{"passed up", "passed down"}));
+  EXPECT_EQ(actions(kVillage, c->number), (std::vector<std::string>{"sent up", "returned here"}));
+  for (const char* code : {kVillage, kTown, kDistrict}) {
+    EXPECT_EQ(count(code, "SELECT COUNT(*) FROM outbox_rejected"), 0u) << code << ": the refusal travelled as a message";
+  }
+}
+
+// A transfer refused at the first hop is set aside in the origin's outbox_rejected: the origin
+// says so instead of "not yet taken in".
+TEST_F(ForwardingTest, TheOriginShowsWhyItsParentRefusedTheTransfer) {
+  startChain();
+  world_.setLinkUp(division(kVillage), false);
+  CaseRecord c = applyAtVillage("HW-0012");
+  // What the uplink does with a message its parent refused for good.
+  auto moved = at(kVillage).database().prepare(
+      "INSERT INTO outbox_rejected (seq, kind, target, payload, created_ms, outcome, message, rejected_ms)"
+      " SELECT seq, kind, target, payload, created_ms, 'MALFORMED', 'case transfer lists material kind ''x'' twice', 0"
+      " FROM outbox WHERE kind = 105");
+  ASSERT_TRUE(moved.isOk() && moved->run().isOk());
+  auto removed = at(kVillage).database().prepare("DELETE FROM outbox WHERE kind = 105");
+  ASSERT_TRUE(removed.isOk() && removed->run().isOk());
+  auto shown = at(kVillage).cases().get(c.number).value();
+  EXPECT_FALSE(shown.waiting_for_uplink);
+  EXPECT_NE(shown.location.find("refused on the way up"), std::string::npos) << shown.location;
+  EXPECT_NE(shown.location.find(std::string(kTown) + " refused it (MALFORMED)"), std::string::npos) << shown.location;
 }
 
 }  // namespace

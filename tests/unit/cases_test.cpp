@@ -214,6 +214,31 @@ TEST_F(CaseTest, AHoldersMaterialsAreReusedWithoutUploadingAgain) {
   EXPECT_EQ(cases_->submit(stranger, clerk_, kMonday0900)->state, CaseState::kRefused) << "no reuse across holders";
 }
 
+// One scan may show two documents: stored once per kind, each kind its own record, offered and
+// kept as each kind (the newer record of the file is not mistaken for the other kind).
+TEST_F(CaseTest, OneFileMayBeOfferedAsEachKindItIsStoredAs) {
+  const Bytes both = toBytes("one scan: business licence and lease contract");
+  auto as_licence = materials_->put(both, "business_license", kPersonId, "image/jpeg", "clerk1", kMonday0900);
+  auto as_lease = materials_->put(both, "lease_contract", kPersonId, "image/jpeg", "clerk1", kMonday0900 + 1000);
+  ASSERT_TRUE(as_licence.isOk() && as_lease.isOk());
+  auto again = materials_->put(both, "business_license", kPersonId, "image/jpeg", "clerk1", kMonday0900 + 2000);
+  ASSERT_TRUE(again.isOk());
+  EXPECT_EQ(again->verified_at_ms, as_licence->verified_at_ms) << "stored as that kind before: the same record";
+  EXPECT_EQ(again->seal, as_licence->seal);
+
+  IntakeRequest r = request("CG-0101");  // business_license, sign_design, site_photo, lease_contract
+  for (auto& offer : r.materials) {
+    if (offer.kind == "business_license" || offer.kind == "lease_contract") offer.hash = as_licence->hash;
+  }
+  auto c = cases_->submit(r, clerk_, kMonday0900 + 3000);
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->state, CaseState::kAccepted) << c->refusal_notice;
+  ASSERT_EQ(c->materials.size(), 4u);
+  EXPECT_EQ(c->materials.front(), std::make_pair(std::string("business_license"), as_licence->hash));
+  EXPECT_EQ(c->materials.back().first, "site_photo");
+  EXPECT_EQ(cases_->get(c->number)->materials, c->materials) << "as stored: by kind";
+}
+
 TEST_F(CaseTest, ATownDoesNotDecideADistrictItem) {
   open("440604001000");
   auto c = submit("CG-0101");
