@@ -61,8 +61,9 @@ class Checker : public SyncObserver {
 
   void onApplied(const DivisionCode& receiver, const DivisionCode& origin, uint64_t seq, MessageKind kind) override {
     world_.trace("apply " + receiver.str() + " <- " + origin.str() + " " + std::to_string(seq));
-    // Everything goes to the parent, except the steps of forwarded cases, which go down.
-    const bool down = kind == kCaseRelayDownKind;
+    // Everything goes to the parent, except the steps of forwarded cases and renewed credentials
+    // on their way to the hall that accepted the case, which go down.
+    const bool down = kind == kCaseRelayDownKind || kind == kCredentialDownKind;
     if (down ? !origin.isParentOf(receiver) : !receiver.isParentOf(origin)) {
       violation("message " + origin.str() + "#" + std::to_string(seq) + " (kind " + std::to_string(kind) +
                 ") applied at " + receiver.str() + ", which is not its " + (down ? "child" : "parent"));
