@@ -178,6 +178,15 @@ Bytes signCredential(const Identity& issuer, const CredentialInfo& credential) {
   return sealEnvelope(issuer, p);
 }
 
+Bytes signCredentialStatus(const Identity& signer, const CredentialStatusInfo& s, uint32_t current_version) {
+  SealParams p;
+  p.kind = kCredentialStatusKind;
+  p.timestamp_ms = s.at_ms;
+  p.target = signer.division;
+  p.payload = encodeStatus(s, current_version);
+  return sealEnvelope(signer, p);
+}
+
 std::string credentialToText(const Bytes& sealed) {
   std::string out(sodium_base64_encoded_len(sealed.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING), '\0');
   sodium_bin2base64(out.data(), out.size(), sealed.data(), sealed.size(), sodium_base64_VARIANT_URLSAFE_NO_PADDING);

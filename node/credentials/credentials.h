@@ -95,6 +95,11 @@ struct CredentialStatusInfo {
   std::string reason;
 };
 
+// Seals a status record (or a renewal notice) as `signer` at `s.at_ms`, announcing
+// `current_version`. The service makes these; tests and the simulator use it to make ones a node
+// would refuse (a stolen key's).
+Bytes signCredentialStatus(const Identity& signer, const CredentialStatusInfo& s, uint32_t current_version);
+
 struct IdentityInfo {
   std::string id_number;
   std::string name;

@@ -33,7 +33,9 @@ class CredentialConflictTest : public CredentialTest {
     auto txn = at(code).database().begin();
     EXPECT_TRUE(txn.isOk());
     auto applied = at(code).credentials().applyFeedEntry(entry, world_.now());
-    if (applied.isOk()) EXPECT_TRUE(txn->commit().isOk());
+    if (applied.isOk()) {
+      EXPECT_TRUE(txn->commit().isOk());
+    }
     return applied;
   }
 
