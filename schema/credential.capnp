@@ -30,18 +30,23 @@ struct Credential {
   validFromMs @12 :Int64;
   validUntilMs @13 :Int64;       # exclusive; 0 = no end
   facts @14 :List(Fact);
-  issuedAtMs @15 :Int64;
+  issuedAtMs @15 :Int64;         # equals the envelope's timestamp
+  catalogueVersion @16 :UInt64;  # the catalogue version the issuer held: readers check the issuer's
+                                 # authority as that version stated it; 0 in documents issued
+                                 # before the field existed (checked against the reader's own)
 }
 
 # kind 134 (statement, sealed by the issuer or one of its ancestors): the status of a credential
-# from `atMs` on. Per number the highest (version, atMs, by) wins; "revoked" is final. A renewal
-# publishes one too ("active", currentVersion = the new version), so every node learns that the
-# older version is superseded.
+# from `atMs` on. Per number the greatest (is revoked, version, atMs, by, sealed bytes) among
+# revoked | suspended | active wins; "revoked" is final. A renewal publishes a "renewed" notice
+# (by the issuer only; version = currentVersion = the new credential version) that takes no part
+# in that order: every node keeps the highest currentVersion of all records it holds, so every
+# node learns that the older version is superseded (docs/protocol.md, "Conflict rules").
 struct CredentialStatus {
   number @0 :Text;
-  status @1 :Text;               # revoked | suspended | active (a suspension lifted)
-  version @2 :UInt32;            # per number, from 1
-  atMs @3 :Int64;
+  status @1 :Text;               # revoked | suspended | active (a suspension lifted) | renewed
+  version @2 :UInt32;            # per number, from 1 (a "renewed" notice: the credential version)
+  atMs @3 :Int64;                # equals the envelope's timestamp
   by @4 :Text;                   # division code of the signer
   byName @5 :Text;
   reason @6 :Text;
@@ -56,6 +61,6 @@ struct IdentityRecord {
   kind @2 :Text;                 # person | organisation (from the ID number's format)
   contacts @3 :List(Fact);       # phone, address, email ...
   version @4 :UInt32;
-  registeredAtMs @5 :Int64;
+  registeredAtMs @5 :Int64;      # equals the envelope's timestamp
   registeredBy @6 :Text;         # division code of the signer
 }

@@ -11,6 +11,19 @@ struct Catalogue {
   publishedAtMs @1 :Int64;
   materialKinds @2 :List(MaterialKind);
   items @3 :List(CatalogueItem);
+  # Who had authority for what, over the versions: one entry per item and version in which its
+  # decide level or credential kind changed (or it left the catalogue), oldest first, carried
+  # forward by every publication. A reader checks a credential against the version it was issued
+  # under (docs/protocol.md, "Credentials"). Empty in a catalogue sealed before it existed.
+  authorityHistory @4 :List(ItemAuthority);
+}
+
+struct ItemAuthority {
+  itemCode @0 :Text;
+  sinceVersion @1 :UInt64;     # in force from this catalogue version until the item's next entry
+  removed @2 :Bool;            # the item left the catalogue in sinceVersion
+  decideLevel @3 :UInt8;       # 1 city .. 4 village (0 when removed)
+  issues @4 :Text;             # credential kind issued on approval
 }
 
 struct MaterialKind {

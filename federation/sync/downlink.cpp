@@ -28,6 +28,7 @@ bool isPermanent(ErrorCode code) {
     case ErrorCode::kUnavailable:
     case ErrorCode::kTimeout:
     case ErrorCode::kResourceExhausted:
+    case ErrorCode::kFutureDated:  // dated ahead of our clock: acceptable once it catches up
       return false;
     default:
       return true;

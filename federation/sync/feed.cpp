@@ -28,8 +28,12 @@ const std::vector<Migration> kFeedMigrations = {
      "  message TEXT NOT NULL, rejected_ms INTEGER NOT NULL);"},
 };
 
+// Refusals no later pull can change. kRevoked: signed by a key revoked at or before its time
+// (revocations are never withdrawn). Everything else — kFutureDated (our clock is behind the
+// signer's), kUnavailable, kIo — may pass on a later try, so the batch is retried.
 bool isPermanentRefusal(ErrorCode code) {
-  return code == ErrorCode::kInvalidArgument || code == ErrorCode::kMalformed || code == ErrorCode::kUnauthorized;
+  return code == ErrorCode::kInvalidArgument || code == ErrorCode::kMalformed || code == ErrorCode::kUnauthorized ||
+         code == ErrorCode::kRevoked;
 }
 
 Bytes digestOf(const Bytes& entry) {

@@ -93,11 +93,12 @@ struct FeedState {              // for status and "how fresh is my data"
 
 // Checks and stores one entry from the parent inside the open transaction. Returns true if it is
 // new here (the feed then appends it to this node's own log, so children get it), false if it
-// was known or is superseded (not appended). kInvalidArgument/kMalformed/kUnauthorized = never
-// acceptable: the feed logs it, skips it (kept in table feed_rejected), and moves the cursor
-// past it; any other error stops this pull (the whole batch is rolled back, retried later, cursor
-// not moved). An applier that refuses an entry must not have written anything for it (there are
-// no savepoints: what it wrote before refusing would commit with the batch).
+// was known or is superseded (not appended). kInvalidArgument/kMalformed/kUnauthorized/kRevoked =
+// never acceptable: the feed logs it, skips it (kept in table feed_rejected, not appended), and
+// moves the cursor past it; any other error (kFutureDated, kUnavailable, kIo…) stops this pull
+// (the whole batch is rolled back, retried after the backoff, cursor not moved). An applier
+// that refuses an entry must not have written anything for it (there are no savepoints: what it
+// wrote before refusing would commit with the batch).
 using FeedApplier = std::function<Result<bool>(const Bytes& entry)>;
 
 // tb.<node>.feed: where `node` serves its log to its children.

@@ -315,13 +315,14 @@ Result<OpenedEnvelope> Verifier::open(const Bytes& sealed, const DivisionCode& r
       });
   if (!body) return body.status();
   EnvelopeParts& env = *body;
-  // A timestamp far ahead of our clock is a field that makes no sense rather than an expired
-  // certificate: it would let a sender pre-date messages past a coming revocation or expiry.
-  // Hence kMalformed, not kCertificateExpired.
+  // A timestamp far ahead of our clock would let a sender pre-date messages past a coming
+  // revocation or expiry, so it is refused here (still check 3) — but with its own code: either
+  // clock may be the wrong one, and the same bytes become acceptable once ours catches up, so
+  // the outbox and the feed retry it rather than set it aside for good.
   // Unsigned difference: the timestamp is attacker-chosen and a signed one could overflow.
   const uint64_t lead = static_cast<uint64_t>(env.timestamp_ms) - static_cast<uint64_t>(now_ms);
   if (env.timestamp_ms > now_ms && lead > static_cast<uint64_t>(std::max<DurationMs>(limits_.max_future_skew_ms, 0))) {
-    return Status(ErrorCode::kMalformed, "envelope from " + env.signer.str() + " is dated " +
+    return Status(ErrorCode::kFutureDated, "envelope from " + env.signer.str() + " is dated " +
                                              std::to_string(lead) +
                                              " ms in the future; the allowed clock skew is " +
                                              std::to_string(limits_.max_future_skew_ms) + " ms");
@@ -395,6 +396,12 @@ void Verifier::revokeKey(const PublicKey& key, TimeMs revoked_at_ms) {
 }
 
 Status Verifier::addRevocation(const Bytes& signed_revocation) {
+  TB_ASSIGN_OR_RETURN(KeyRevocationInfo info, checkRevocation(signed_revocation));
+  revokeKey(info.key, info.revoked_at_ms);
+  return Status::ok();
+}
+
+Result<KeyRevocationInfo> Verifier::checkRevocation(const Bytes& signed_revocation) const {
   if (signed_revocation.size() > limits_.max_bytes) {
     return Status(ErrorCode::kOversize, "key revocation is " + std::to_string(signed_revocation.size()) +
                                             " bytes; the limit is " + std::to_string(limits_.max_bytes));
@@ -455,8 +462,7 @@ Status Verifier::addRevocation(const Bytes& signed_revocation) {
     return Status(ErrorCode::kUnauthorized, describe(body->issuer) + " may not revoke the key of " +
                                                 describe(body->division) + ": only its ancestors may");
   }
-  revokeKey(body->key, body->revoked_at_ms);
-  return Status::ok();
+  return KeyRevocationInfo{body->division, body->key, body->revoked_at_ms, body->issuer};
 }
 
 Result<Bytes> signKeyRevocation(const Identity& issuer, const DivisionCode& holder, const PublicKey& key,

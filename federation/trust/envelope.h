@@ -94,6 +94,14 @@ struct OpenedEnvelope {
   std::vector<CertificateInfo> chain;
 };
 
+// A verified key revocation: `holder`'s `key` is revoked from `revoked_at_ms` on, by `issuer`.
+struct KeyRevocationInfo {
+  DivisionCode holder;
+  PublicKey key;
+  TimeMs revoked_at_ms = 0;
+  DivisionCode issuer;
+};
+
 struct SealParams {
   MessageKind kind = 0;
   uint64_t seq = 0;
@@ -109,6 +117,8 @@ struct ClaimedEnvelope {
   std::string signer;
   uint64_t seq = 0;
   MessageKind kind = 0;
+  TimeMs timestamp_ms = 0;
+  Bytes payload;  // unverified: compare it with what was verified before, never act on it
 };
 Result<ClaimedEnvelope> peekEnvelope(const Bytes& sealed, const EnvelopeLimits& limits = {});
 
@@ -131,6 +141,9 @@ class Verifier {
   // Key revocations (a lost laptop): messages signed by that key at or after `revoked_at_ms`
   // are rejected with kRevoked, as are messages whose chain contains the key then.
   Status addRevocation(const Bytes& signed_revocation);
+  // The same checks (signature, the issuer's chain at the revocation time, the issuer an
+  // ancestor of the holder) without enforcing it: what the revocation says.
+  Result<KeyRevocationInfo> checkRevocation(const Bytes& signed_revocation) const;
   void revokeKey(const PublicKey& key, TimeMs revoked_at_ms);  // already verified input
 
   const CertificateInfo& root() const { return root_; }

@@ -18,7 +18,8 @@ Result<ClaimedEnvelope> peekEnvelope(const Bytes& sealed, const EnvelopeLimits& 
                                          auto e = r.getRoot<wire::Envelope>();
                                          auto signer = e.getSigner();
                                          return ClaimedEnvelope{std::string(signer.begin(), signer.size()),
-                                                                e.getSeq(), e.getKind()};
+                                                                e.getSeq(), e.getKind(), e.getTimestampMs(),
+                                                                trust_internal::bytesOf(e.getPayload())};
                                        });
 }
 

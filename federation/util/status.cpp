@@ -26,6 +26,7 @@ const char* errorCodeName(ErrorCode code) {
     case ErrorCode::kRollback: return "ROLLBACK";
     case ErrorCode::kRevoked: return "REVOKED";
     case ErrorCode::kPermissionDenied: return "PERMISSION_DENIED";
+    case ErrorCode::kFutureDated: return "FUTURE_DATED";
   }
   return "UNKNOWN";
 }

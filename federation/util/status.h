@@ -35,6 +35,10 @@ enum class ErrorCode {
   kRollback,          // seq older than the last accepted from that signer, never seen
   kRevoked,           // a key in the chain was revoked before the message time
   kPermissionDenied,  // the caller is known but lacks the role for this action
+  // Dated further ahead of the receiver's clock than the allowed skew (verification check 3).
+  // Not a property of the message but of two clocks: retry once the receiver's clock has caught
+  // up (transient for the outbox and the feed), never a refusal for good.
+  kFutureDated,
 };
 
 const char* errorCodeName(ErrorCode code);

@@ -515,6 +515,8 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
       },
       impl->options.credentials));
   impl->credentials.emplace(std::move(credentials));
+  impl->credentials->setEnqueueDown(
+      [raw](const DivisionCode& to, MessageKind kind, const Bytes& payload) { return raw->enqueueTo(to, kind, payload); });
   TB_ASSIGN_OR_RETURN(auto known_revocations, impl->credentials->keyRevocations());
   for (const auto& revocation : known_revocations) {
     TB_RETURN_IF_ERROR(impl->verifier->addRevocation(revocation).withContext("a key revocation received earlier"));
@@ -561,6 +563,9 @@ Result<std::unique_ptr<Node>> Node::open(NodeOptions options, NodeEnvironment en
       return raw->credentials->applyFromChild(e, raw->env.clock->now());
     });
   }
+  impl->downlink->registerApplier(kCredentialDownKind, [raw](const OpenedEnvelope& e) {
+    return raw->credentials->applyFromParent(e, raw->env.clock->now());
+  });
   TB_RETURN_IF_ERROR(impl->feed->start());
   impl->downlink->registerApplier(kSupervisionSnapshotKind, [raw](const OpenedEnvelope& e) {
     return raw->supervision->applySnapshot(e.signer, e.payload, raw->env.clock->now());

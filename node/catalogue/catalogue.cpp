@@ -1,5 +1,7 @@
 #include "node/catalogue/catalogue.h"
 
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -64,7 +66,40 @@ std::string contentHash(const Bytes& encoded_without_version) {
 std::string contentHashOf(Catalogue c) {
   c.version = 0;
   c.published_at_ms = 0;
+  c.authority_history.clear();  // derived from the versions, not part of what the file says
   return contentHash(encodeCatalogue(c));
+}
+
+// The authority history of version `next` published after `previous` (null: the first): the
+// previous history (seeded from the previous items when it had none: an old catalogue), plus an
+// entry for every item that is new, changed its decide level or credential kind, or left.
+std::vector<ItemAuthority> nextAuthorityHistory(const Catalogue* previous, const Catalogue& next) {
+  std::vector<ItemAuthority> history;
+  if (previous) {
+    history = previous->authority_history;
+    if (history.empty()) {
+      for (const auto& item : previous->items) {
+        history.push_back({item.code, previous->version, false, item.decide_level, item.issues});
+      }
+    }
+  }
+  std::map<std::string, const ItemAuthority*> latest;
+  for (const auto& entry : history) latest[entry.item_code] = &entry;
+  std::vector<ItemAuthority> added;
+  std::set<std::string> present;
+  for (const auto& item : next.items) {
+    present.insert(item.code);
+    auto it = latest.find(item.code);
+    if (it == latest.end() || it->second->removed || it->second->decide_level != item.decide_level ||
+        it->second->issues != item.issues) {
+      added.push_back({item.code, next.version, false, item.decide_level, item.issues});
+    }
+  }
+  for (const auto& [code, entry] : latest) {
+    if (!entry->removed && !present.count(code)) added.push_back({code, next.version, true, Level::kCity, ""});
+  }
+  history.insert(history.end(), added.begin(), added.end());
+  return history;
 }
 
 // "validity_days": a whole number of days, 0 meaning long-term (长期). Only an item that issues a
@@ -99,6 +134,21 @@ const CatalogueItem* Catalogue::find(const std::string& code) const {
     if (item.code == code) return &item;
   }
   return nullptr;
+}
+
+std::optional<ItemAuthority> Catalogue::authorityAt(const std::string& item_code, uint64_t at_version) const {
+  if (authority_history.empty()) {
+    const CatalogueItem* item = find(item_code);
+    if (!item) return std::nullopt;
+    return ItemAuthority{item->code, version, false, item->decide_level, item->issues};
+  }
+  at_version = std::max(at_version, authority_history.front().since_version);
+  const ItemAuthority* found = nullptr;
+  for (const auto& entry : authority_history) {
+    if (entry.item_code == item_code && entry.since_version <= at_version) found = &entry;
+  }
+  if (!found || found->removed) return std::nullopt;
+  return *found;
 }
 
 Result<Catalogue> parseCatalogueJson(const std::string& json_text, uint64_t version, TimeMs published_at_ms) {
@@ -240,6 +290,15 @@ Bytes encodeCatalogue(const Catalogue& c) {
     w.setContact(it.contact);
     w.setValidityDays(it.validity_days.value_or(kValidityNotStated));
   }
+  auto history = root.initAuthorityHistory(static_cast<unsigned>(c.authority_history.size()));
+  for (unsigned i = 0; i < c.authority_history.size(); ++i) {
+    const auto& a = c.authority_history[i];
+    history[i].setItemCode(a.item_code);
+    history[i].setSinceVersion(a.since_version);
+    history[i].setRemoved(a.removed);
+    history[i].setDecideLevel(a.removed ? 0 : static_cast<uint8_t>(a.decide_level));
+    history[i].setIssues(a.issues);
+  }
   return capnp_io::flatBytes(b);
 }
 
@@ -277,6 +336,27 @@ Result<Catalogue> decodeCatalogue(const Bytes& bytes) {
       it.contact = text(w.getContact());
       TB_ASSIGN_OR_RETURN(it.validity_days, decodeValidityDays(w.getValidityDays(), it.code));
       c.items.push_back(std::move(it));
+    }
+    uint64_t previous_since = 0;
+    for (auto h : r.getAuthorityHistory()) {
+      ItemAuthority a;
+      a.item_code = text(h.getItemCode());
+      a.since_version = h.getSinceVersion();
+      a.removed = h.getRemoved();
+      a.issues = text(h.getIssues());
+      if (a.since_version < previous_since || a.since_version > c.version || a.since_version == 0) {
+        return Status(ErrorCode::kMalformed, "catalogue authority history entry of " + a.item_code +
+                                                 " is out of order (since version " + std::to_string(a.since_version) + ")");
+      }
+      previous_since = a.since_version;
+      if (!a.removed) {
+        if (h.getDecideLevel() < 1 || h.getDecideLevel() > 4) {
+          return Status(ErrorCode::kMalformed, "catalogue authority history of " + a.item_code + " has decide level " +
+                                                   std::to_string(h.getDecideLevel()));
+        }
+        a.decide_level = static_cast<Level>(h.getDecideLevel());
+      }
+      c.authority_history.push_back(std::move(a));
     }
     return c;
   });
@@ -362,6 +442,7 @@ Result<uint64_t> CatalogueStore::publish(const Identity& city, Catalogue catalog
   }
   catalogue.version = version() + 1;
   catalogue.published_at_ms = now_ms;
+  catalogue.authority_history = nextAuthorityHistory(current_ ? &*current_ : nullptr, catalogue);
   SealParams p;
   p.kind = kCatalogueKind;
   p.seq = catalogue.version;

@@ -48,13 +48,31 @@ struct CatalogueItem {
 // licence without an end is "validity_days": 0).
 inline constexpr int kMaxValidityDays = 36525;
 
+// What one catalogue version said about who decides an item and what it issues. Every version
+// carries the history of these (Catalogue::authority_history), so a reader can judge a credential
+// issued under an older version than its own (docs/protocol.md, "Credentials").
+struct ItemAuthority {
+  std::string item_code;
+  uint64_t since_version = 0;   // in force from this version until the item's next entry
+  bool removed = false;         // the item left the catalogue in since_version
+  Level decide_level = Level::kDistrict;
+  std::string issues;
+};
+
 struct Catalogue {
   uint64_t version = 0;
   TimeMs published_at_ms = 0;
   std::map<std::string, std::string> material_kinds;  // code → display name
   std::vector<CatalogueItem> items;
+  // Oldest first; built by CatalogueStore::publish (whatever the caller put here is replaced).
+  // Empty in a catalogue sealed before the history existed.
+  std::vector<ItemAuthority> authority_history;
 
   const CatalogueItem* find(const std::string& code) const;
+  // The item's authority as catalogue version `version` (≤ this one) stated it; nothing if the
+  // item was not in that version. Without a history (an old catalogue) the current items answer;
+  // a version older than the history's first is judged by the first (the oldest state known).
+  std::optional<ItemAuthority> authorityAt(const std::string& item_code, uint64_t version) const;
 };
 
 // Reads the authoring format (data/catalog.json). Every item is checked: unique code, known

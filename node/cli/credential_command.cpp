@@ -4,7 +4,8 @@
 // `tongban verify` checks a citizen-held credential (its text form "TBC1...." or the sealed
 // bytes) either at a station (--url: the station's own data, with revocations and how fresh they
 // are) or OFFLINE against the city's root certificate (--root / --keys): signature, issuer chain
-// and validity, but no revocation status — it says so.
+// and validity, but no revocation status — it says so; without --catalogue not the issuer's
+// authority for the item either, and a genuine one then exits 4, not 0.
 #include <cstdlib>
 #include <iostream>
 
@@ -30,6 +31,9 @@ using json = nlohmann::json;
 constexpr int kExitValid = 0;
 constexpr int kExitError = 1;
 constexpr int kExitNotValid = 3;
+// Offline without --catalogue: genuine, under this root, in its validity period — but nothing
+// said whether its issuer may issue it for that item, so it is not "valid" (0).
+constexpr int kExitValidAuthorityUnchecked = 4;
 
 std::string trim(const std::string& s) {
   const auto first = s.find_first_not_of(" \t\r\n");
@@ -203,22 +207,25 @@ int verifyOffline(const VerifyArgs& a, const std::string& text, const Bytes& sea
   const std::string root_name = root.name + " (" + root.division.str() + ")";
   const TimeMs now = wallClockMs();
   json out = {{"offline", true}, {"root", root_name}, {"checked_at_ms", now}, {"status", nullptr},
-              {"status_checked", false}};
+              {"status_checked", false}, {"authority_checked", catalogue.has_value()}};
   auto finish = [&](const std::string& verdict, const std::string& reason) {
     out["verdict"] = verdict;
     out["reason"] = reason;
+    const bool unchecked = verdict == "valid" && !catalogue;
     if (a.json_output) {
       std::cout << out.dump(2) << "\n";
     } else {
       std::string upper;
       for (char c : verdict) upper.push_back(c == '_' ? ' ' : static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
-      std::cout << upper << " (offline check): " << reason << "\n";
+      std::cout << upper << (unchecked ? " (offline check, issuer's authority NOT checked)" : " (offline check)") << ": "
+                << reason << "\n";
       if (out.contains("credential")) printCredential(out["credential"], "");
       if (out.contains("chain")) printChain(out["chain"], root_name);
       std::cout << "status      NOT checked: this was an offline check with no station data, so a revocation or\n"
                    "            suspension is not known here; verify at a station (--url) for the status\n";
     }
-    return verdict == "valid" ? kExitValid : kExitNotValid;
+    if (verdict != "valid") return kExitNotValid;
+    return unchecked ? kExitValidAuthorityUnchecked : kExitValid;
   };
   if (sealed.empty()) {
     auto bytes = credentialFromText(text);
@@ -464,10 +471,14 @@ void registerCredentialCommands(CLI::App& app, int* exit_code) {
   ver->add_option("--url", v.url, "A station's HTTP API: it answers from its own data, with revocation status");
   ver->add_option("--root", v.root, "Offline: the city's root certificate (root.cert)");
   ver->add_option("--keys", v.keys, "Offline: a key directory (its root.cert is used)");
-  ver->add_option("--catalogue", v.catalogue, "Offline: the catalogue JSON, to check the issuer's level for the item");
+  ver->add_option("--catalogue", v.catalogue,
+                  "Offline: the catalogue JSON, to check the issuer's level for the item (without it a genuine "
+                  "credential exits 4, not 0)");
   ver->add_option("--revocation", v.revocations, "Offline: a key revocation file to enforce (repeatable)");
   ver->add_flag("--json", v.json_output, "Print the JSON answer");
-  ver->footer("Exit status: 0 valid, 3 not valid (revoked, suspended, superseded, expired, invalid, unknown...), 1 error.");
+  ver->footer("Exit status: 0 valid (offline: with --catalogue; the revocation status is never known offline), 4 offline "
+              "without --catalogue: genuine and in its validity period but the issuer's authority for the item was not "
+              "checked, 3 not valid (revoked, suspended, superseded, expired, invalid, unknown...), 1 error.");
   ver->callback([exit_code] { *exit_code = runVerify(v); });
 
   static CredArgs a;

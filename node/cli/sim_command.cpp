@@ -118,7 +118,9 @@ int runSim(SimArgs a) {
               << " partitions, " << r.network_drops << " drops, " << r.cases_submitted << " applications, "
               << r.case_steps_taken << " steps, " << r.forwarded_cases << " forwarded (" << r.forwarded_concluded
               << " concluded), " << r.credentials_issued << " credentials (" << r.credential_status_changes
-              << " status changes, " << r.revoked_checks << " revoked-credential checks), " << r.case_events_at_city << " case events at the city, catalogue v"
+              << " status changes, " << r.credential_renewals << " renewals (" << r.concurrent_renewals
+              << " during a suspension), " << r.forged_documents_taken << " forged documents taken, "
+              << r.revoked_checks << " verdicts checked), " << r.case_events_at_city << " case events at the city, catalogue v"
               << r.catalogue_version << " everywhere; converged "
               << (r.converged_after_heal_ms >= 0 ? std::to_string(r.converged_after_heal_ms / 1000) + " s" : "never")
               << " after healing, roll-up of " << r.snapshots_at_city << " day snapshots exact at the city after "

@@ -1,5 +1,6 @@
 #include "node/credentials/credential_wire.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <sodium.h>
@@ -55,6 +56,7 @@ Bytes encodeCredential(const CredentialInfo& c) {
   w.setValidUntilMs(c.valid_until_ms);
   setPairs(w.initFacts(static_cast<unsigned>(c.facts.size())), c.facts);
   w.setIssuedAtMs(c.issued_at_ms);
+  w.setCatalogueVersion(c.catalogue_version);
   return capnp_io::flatBytes(b);
 }
 
@@ -78,8 +80,13 @@ Result<CredentialInfo> decodeCredential(const Bytes& bytes) {
     c.valid_until_ms = w.getValidUntilMs();
     TB_ASSIGN_OR_RETURN(c.facts, getPairs(w.getFacts(), "credential facts"));
     c.issued_at_ms = w.getIssuedAtMs();
+    c.catalogue_version = w.getCatalogueVersion();
     if (c.number.empty() || c.version == 0 || c.kind.empty() || c.holder_id.empty()) {
       return Status(ErrorCode::kMalformed, "credential lacks a number, version, kind or holder");
+    }
+    if (c.version > kMaxRecordVersion) {
+      return Status(ErrorCode::kMalformed, "credential " + c.number + " claims version " + std::to_string(c.version) +
+                                               "; versions end at " + std::to_string(kMaxRecordVersion));
     }
     return c;
   });
@@ -105,11 +112,21 @@ Result<std::pair<CredentialStatusInfo, uint32_t>> decodeStatus(const Bytes& byte
         using capnp_io::text;
         CredentialStatusInfo s{text(w.getNumber()), text(w.getStatus()), w.getVersion(), w.getAtMs(),
                                text(w.getBy()),     text(w.getByName()), text(w.getReason())};
-        if (s.status != "revoked" && s.status != "suspended" && s.status != "active") {
-          return Status(ErrorCode::kMalformed, "credential status '" + s.status + "' is not revoked, suspended or active");
+        if (s.status != "revoked" && s.status != "suspended" && s.status != "active" && s.status != "renewed") {
+          return Status(ErrorCode::kMalformed, "credential status '" + s.status + "' is not revoked, suspended, active or renewed");
         }
         if (s.version == 0 || s.reason.size() > kMaxText) return Status(ErrorCode::kMalformed, "credential status has version 0 or a reason over 500 bytes");
-        return std::make_pair(s, w.getCurrentVersion());
+        const uint32_t current = w.getCurrentVersion();
+        if (s.version > kMaxRecordVersion || current > kMaxRecordVersion) {
+          return Status(ErrorCode::kMalformed, "status record of " + s.number + " claims version " +
+                                                   std::to_string(std::max(s.version, current)) + "; versions end at " +
+                                                   std::to_string(kMaxRecordVersion));
+        }
+        if (s.status == "renewed" && s.version != current) {
+          return Status(ErrorCode::kMalformed, "renewal notice of " + s.number + " names version " + std::to_string(s.version) +
+                                                   " but announces " + std::to_string(current));
+        }
+        return std::make_pair(s, current);
       });
 }
 
@@ -141,6 +158,11 @@ Result<IdentityInfo> decodeIdentity(const Bytes& bytes) {
         if (r.id_number.empty() || r.name.empty() || r.name.size() > kMaxText || r.version == 0) {
           return Status(ErrorCode::kMalformed, "identity record lacks an ID number, a name or a version");
         }
+        if (r.version > kMaxRecordVersion) {
+          return Status(ErrorCode::kMalformed, "identity record of " + r.id_number + " claims version " +
+                                                   std::to_string(r.version) + "; versions end at " +
+                                                   std::to_string(kMaxRecordVersion));
+        }
         return r;
       });
 }
@@ -154,6 +176,15 @@ Bytes signCredential(const Identity& issuer, const CredentialInfo& credential) {
   p.target = issuer.division;
   p.payload = encodeCredential(credential);
   return sealEnvelope(issuer, p);
+}
+
+Bytes signCredentialStatus(const Identity& signer, const CredentialStatusInfo& s, uint32_t current_version) {
+  SealParams p;
+  p.kind = kCredentialStatusKind;
+  p.timestamp_ms = s.at_ms;
+  p.target = signer.division;
+  p.payload = encodeStatus(s, current_version);
+  return sealEnvelope(signer, p);
 }
 
 std::string credentialToText(const Bytes& sealed) {

@@ -10,35 +10,17 @@
 #include "node/applicants/id_numbers.h"
 #include "node/calendar/calendar.h"
 #include "node/cases/cases.h"
+#include "node/credentials/credential_store.h"
 #include "node/credentials/credential_wire.h"
 
 namespace tongban {
 
 namespace {
 
-const std::vector<Migration> kCredentialMigrations = {
-    {1,
-     "CREATE TABLE credential_counter (id INTEGER PRIMARY KEY CHECK (id = 1), next INTEGER NOT NULL);"
-     "INSERT INTO credential_counter (id, next) VALUES (1, 0);"
-     // The current (highest) version of every credential this node holds: its own, its
-     // subtree's, and those of the cases it accepted.
-     "CREATE TABLE credentials (number TEXT PRIMARY KEY, version INTEGER NOT NULL, kind TEXT NOT NULL,"
-     "  holder_id TEXT NOT NULL, issuer TEXT NOT NULL, item_code TEXT NOT NULL, case_number TEXT NOT NULL,"
-     "  origin TEXT NOT NULL, valid_from_ms INTEGER NOT NULL, valid_until_ms INTEGER NOT NULL,"
-     "  issued_at_ms INTEGER NOT NULL, sealed BLOB NOT NULL, received_ms INTEGER NOT NULL);"
-     "CREATE INDEX credentials_by_holder ON credentials (holder_id);"
-     // The winning status record per credential number (every node holds every one).
-     "CREATE TABLE credential_status (number TEXT PRIMARY KEY, status TEXT NOT NULL, version INTEGER NOT NULL,"
-     "  at_ms INTEGER NOT NULL, by_division TEXT NOT NULL, by_name TEXT NOT NULL, reason TEXT NOT NULL,"
-     "  current_version INTEGER NOT NULL, sealed BLOB NOT NULL, received_ms INTEGER NOT NULL);"
-     "CREATE TABLE identity_records (id_number TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL,"
-     "  version INTEGER NOT NULL, registered_at_ms INTEGER NOT NULL, registered_by TEXT NOT NULL,"
-     "  sealed BLOB NOT NULL, received_ms INTEGER NOT NULL);"
-     "CREATE TABLE key_revocations (id INTEGER PRIMARY KEY AUTOINCREMENT, revocation BLOB NOT NULL UNIQUE,"
-     "  received_ms INTEGER NOT NULL);"},
-};
-
 constexpr DurationMs kDayMs = 24LL * 3600 * 1000;
+// "Now" for re-opening a document stored after it verified: a stored one is not "from the
+// future" (the checks that matter use the document's own time).
+constexpr TimeMs kNoFutureCheck = std::numeric_limits<TimeMs>::max() / 2;
 
 // The issuer a credential number names ("440604000000-L00000007" → 440604000000).
 Result<DivisionCode> issuerOf(const std::string& number) {
@@ -52,6 +34,7 @@ Result<DivisionCode> issuerOf(const std::string& number) {
 void registerCredentialKinds(KindRegistry& registry) {
   registry.add(kCredentialKind, {"credential", Direction::kStatement, /*durable=*/false});
   registry.add(kCredentialUpKind, {"credential-up", Direction::kUpToParent, /*durable=*/true});
+  registry.add(kCredentialDownKind, {"credential-down", Direction::kDownToDescendant, /*durable=*/true});
   registry.add(kCredentialStatusKind, {"credential-status", Direction::kStatement, /*durable=*/false});
   registry.add(kCredentialStatusUpKind, {"credential-status-up", Direction::kUpToParent, /*durable=*/true});
   registry.add(kIdentityRecordKind, {"identity-record", Direction::kStatement, /*durable=*/false});
@@ -69,8 +52,10 @@ struct CredentialService::Impl {
   PublishDown publish_down;
   Freshness freshness;
   KeyRevoked key_revoked;
+  EnqueueTo enqueue_to;
   CredentialSettings settings;
   std::function<void(const std::string&)> status_observer;  // setStatusObserver
+  std::optional<CredentialStore> store;
 
   const DivisionCode& self() const { return identity->division; }
 
@@ -119,7 +104,7 @@ struct CredentialService::Impl {
   // The payload of a document stored after it was verified. Opened again rather than trusted
   // from columns; any time will do as "now" (the checks that matter use the document's own time).
   Result<Bytes> payloadOfStored(const Bytes& sealed) {
-    TB_ASSIGN_OR_RETURN(OpenedEnvelope e, verifier->open(sealed, self(), std::numeric_limits<TimeMs>::max() / 2, nullptr));
+    TB_ASSIGN_OR_RETURN(OpenedEnvelope e, verifier->open(sealed, self(), kNoFutureCheck, nullptr));
     return std::move(e.payload);
   }
 
@@ -141,8 +126,15 @@ struct CredentialService::Impl {
     return e;
   }
 
-  // Checks 1-6 passed; now: may this signer have issued this credential?
+  // Checks 1-6 passed; now: is the document consistent with its envelope, and may this signer
+  // have issued it? Authority is judged by the catalogue version the credential names (a later
+  // catalogue changes what is issued from then on, never what was issued before); a reader that
+  // does not hold that version yet answers kUnavailable (retry later), not a refusal.
   Status checkIssuerAuthority(const OpenedEnvelope& e, const CredentialInfo& c) {
+    if (c.issued_at_ms != e.timestamp_ms) {
+      return Status(ErrorCode::kMalformed, "credential " + c.number + " states issue time " + std::to_string(c.issued_at_ms) +
+                                               " but was signed at " + std::to_string(e.timestamp_ms));
+    }
     if (c.issuer != e.signer.str()) {
       return Status(ErrorCode::kUnauthorized, "credential " + c.number + " names issuer " + c.issuer + " but is signed by " +
                                                   e.signer.str());
@@ -153,18 +145,28 @@ struct CredentialService::Impl {
     }
     const Catalogue* cat = catalogue->current();
     if (!cat) return Status(ErrorCode::kUnavailable, "no service catalogue here yet, so the issuer's authority cannot be checked");
-    const CatalogueItem* item = cat->find(c.item_code);
+    // 0: a document from before credentials named their catalogue version; judged by ours.
+    const uint64_t under = c.catalogue_version ? c.catalogue_version : cat->version;
+    if (under > cat->version) {
+      return Status(ErrorCode::kUnavailable, "credential " + c.number + " was issued under catalogue version " +
+                                                 std::to_string(under) + " and this node holds version " +
+                                                 std::to_string(cat->version) +
+                                                 ", so the issuer's authority cannot be checked until the newer catalogue arrives");
+    }
+    const std::optional<ItemAuthority> item = cat->authorityAt(c.item_code, under);
     if (!item) {
       return Status(ErrorCode::kUnauthorized, "item " + c.item_code + " of credential " + c.number +
-                                                  " is not in catalogue version " + std::to_string(cat->version));
+                                                  " is not in catalogue version " + std::to_string(under));
     }
     if (item->decide_level != e.signer.level()) {
       return Status(ErrorCode::kUnauthorized, e.signer.str() + " (a " + levelName(e.signer.level()) + ") may not issue " +
                                                   c.kind + ": item " + c.item_code + " is decided at " +
-                                                  levelName(item->decide_level) + " level");
+                                                  levelName(item->decide_level) + " level (catalogue version " +
+                                                  std::to_string(under) + ")");
     }
     if (item->issues != c.kind) {
-      return Status(ErrorCode::kUnauthorized, "item " + c.item_code + " issues '" + item->issues + "', not '" + c.kind + "'");
+      return Status(ErrorCode::kUnauthorized, "item " + c.item_code + " issues '" + item->issues + "', not '" + c.kind +
+                                                  "' (catalogue version " + std::to_string(under) + ")");
     }
     auto origin = DivisionCode::parse(c.origin);
     if (!origin || !e.signer.covers(*origin)) {
@@ -174,106 +176,119 @@ struct CredentialService::Impl {
     return Status::ok();
   }
 
-  Result<uint32_t> heldVersion(const std::string& number) {
-    TB_ASSIGN_OR_RETURN(auto stmt, db->prepare("SELECT version FROM credentials WHERE number = ?1"));
-    stmt.bind(1, number);
-    TB_ASSIGN_OR_RETURN(bool row, stmt.step());
-    return row ? static_cast<uint32_t>(stmt.columnInt64(0)) : 0u;
+  // Opens, decodes and checks a credential (the statement checks, then authority).
+  Result<std::pair<OpenedEnvelope, CredentialInfo>> openCredential(const Bytes& sealed, TimeMs now) {
+    TB_ASSIGN_OR_RETURN(OpenedEnvelope e, open(sealed, kCredentialKind, now));
+    TB_ASSIGN_OR_RETURN(CredentialInfo c, decodeCredential(e.payload));
+    TB_RETURN_IF_ERROR(checkIssuerAuthority(e, c));
+    return std::make_pair(std::move(e), std::move(c));
   }
 
-  Result<bool> store(const CredentialInfo& c, const Bytes& sealed, TimeMs now) {
-    TB_ASSIGN_OR_RETURN(uint32_t held, heldVersion(c.number));
-    if (held >= c.version) return false;  // the highest version wins; an equal one is a re-delivery
-    TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
-        "INSERT OR REPLACE INTO credentials (number, version, kind, holder_id, issuer, item_code, case_number, origin,"
-        " valid_from_ms, valid_until_ms, issued_at_ms, sealed, received_ms)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"));
-    stmt.bind(1, c.number).bind(2, static_cast<int64_t>(c.version)).bind(3, c.kind).bind(4, c.holder_id);
-    stmt.bind(5, c.issuer).bind(6, c.item_code).bind(7, c.case_number).bind(8, c.origin).bind(9, c.valid_from_ms);
-    stmt.bind(10, c.valid_until_ms).bind(11, c.issued_at_ms).bind(12, sealed).bind(13, now);
-    TB_RETURN_IF_ERROR(stmt.run());
-    return true;
-  }
-
-  Result<std::optional<std::pair<CredentialStatusInfo, uint32_t>>> loadStatus(const std::string& number) {
-    TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
-        "SELECT status, version, at_ms, by_division, by_name, reason, current_version FROM credential_status WHERE number = ?1"));
-    stmt.bind(1, number);
-    TB_ASSIGN_OR_RETURN(bool row, stmt.step());
-    if (!row) return std::optional<std::pair<CredentialStatusInfo, uint32_t>>();
-    CredentialStatusInfo s{number, stmt.columnText(0), static_cast<uint32_t>(stmt.columnInt64(1)), stmt.columnInt64(2),
-                           stmt.columnText(3), stmt.columnText(4), stmt.columnText(5)};
-    return std::make_optional(std::make_pair(s, static_cast<uint32_t>(stmt.columnInt64(6))));
-  }
-
-  // Verifies a status record and stores it if it wins (docs/protocol.md's rule).
+  // Verifies a status record or renewal notice and keeps it (credential_store.h decides what is
+  // current). True if new here.
   Result<bool> acceptStatus(const Bytes& sealed, TimeMs now) {
     TB_ASSIGN_OR_RETURN(OpenedEnvelope e, open(sealed, kCredentialStatusKind, now));
     TB_ASSIGN_OR_RETURN(auto decoded, decodeStatus(e.payload));
     auto& [s, current_version] = decoded;
+    if (s.at_ms != e.timestamp_ms) {
+      return Status(ErrorCode::kMalformed, "status record of " + s.number + " is dated " + std::to_string(s.at_ms) +
+                                               " but was signed at " + std::to_string(e.timestamp_ms));
+    }
     TB_ASSIGN_OR_RETURN(DivisionCode issuer, issuerOf(s.number));
     if (s.by != e.signer.str() || !e.signer.covers(issuer)) {
       return Status(ErrorCode::kUnauthorized, e.signer.str() + " may not change the status of " + s.number +
                                                   ": only its issuer " + issuer.str() + " or an ancestor may");
     }
-    TB_ASSIGN_OR_RETURN(auto held, loadStatus(s.number));
-    if (held) {
-      // One total order, so every node keeps the same winner whatever order records arrive in:
-      // a revocation beats anything that is not one (revoked is final, even against a record
-      // made concurrently with a higher version), then the higher (version, time, signer).
-      const auto& h = held->first;
-      const bool new_revoked = s.status == "revoked", held_revoked = h.status == "revoked";
-      if (std::tie(new_revoked, s.version, s.at_ms, s.by) <= std::tie(held_revoked, h.version, h.at_ms, h.by)) {
-        return false;
-      }
+    if (s.status == "renewed" && e.signer != issuer) {
+      return Status(ErrorCode::kUnauthorized, e.signer.str() + " may not announce a renewal of " + s.number +
+                                                  ": only its issuer " + issuer.str() + " renews it");
     }
-    TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
-        "INSERT OR REPLACE INTO credential_status (number, status, version, at_ms, by_division, by_name, reason,"
-        " current_version, sealed, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
-    stmt.bind(1, s.number).bind(2, s.status).bind(3, static_cast<int64_t>(s.version)).bind(4, s.at_ms).bind(5, s.by);
-    stmt.bind(6, s.by_name).bind(7, s.reason).bind(8, static_cast<int64_t>(current_version)).bind(9, sealed).bind(10, now);
-    TB_RETURN_IF_ERROR(stmt.run());
-    if (status_observer) status_observer(s.number);
-    return true;
+    TB_ASSIGN_OR_RETURN(bool fresh, store->putStatus(s, current_version, sealed, now));
+    if (fresh && status_observer) status_observer(s.number);
+    return fresh;
   }
 
-  Result<bool> acceptIdentity(const Bytes& sealed, TimeMs now) {
+  // Keeps a credential version that verified; a new one is news to the status observer too (a
+  // cached answer may name the version it supersedes).
+  Result<bool> putCredential(const CredentialInfo& c, const Bytes& sealed, TimeMs now) {
+    TB_ASSIGN_OR_RETURN(bool fresh, store->putCredential(c, sealed, now));
+    if (fresh && status_observer) status_observer(c.number);
+    return fresh;
+  }
+
+  // An identity record that verifies, is signed by the node it names and dated as it was signed.
+  Result<IdentityInfo> openIdentity(const Bytes& sealed, TimeMs now) {
     TB_ASSIGN_OR_RETURN(OpenedEnvelope e, open(sealed, kIdentityRecordKind, now));
     TB_ASSIGN_OR_RETURN(IdentityInfo r, decodeIdentity(e.payload));
     if (r.registered_by != e.signer.str()) {
       return Status(ErrorCode::kUnauthorized, "identity record of " + r.id_number + " names " + r.registered_by +
                                                   " but is signed by " + e.signer.str());
     }
-    TB_RETURN_IF_ERROR(parseApplicantId(r.id_number).status());
-    TB_ASSIGN_OR_RETURN(auto stmt, db->prepare(
-        "SELECT version, registered_at_ms, registered_by FROM identity_records WHERE id_number = ?1"));
-    stmt.bind(1, r.id_number);
-    TB_ASSIGN_OR_RETURN(bool row, stmt.step());
-    if (row) {
-      const auto held = std::make_tuple(static_cast<uint32_t>(stmt.columnInt64(0)), stmt.columnInt64(1), stmt.columnText(2));
-      if (std::make_tuple(r.version, r.registered_at_ms, r.registered_by) <= held) return false;
+    if (r.registered_at_ms != e.timestamp_ms) {
+      return Status(ErrorCode::kMalformed, "identity record of " + r.id_number + " is dated " +
+                                               std::to_string(r.registered_at_ms) + " but was signed at " +
+                                               std::to_string(e.timestamp_ms));
     }
-    TB_ASSIGN_OR_RETURN(auto put, db->prepare(
-        "INSERT OR REPLACE INTO identity_records (id_number, name, kind, version, registered_at_ms, registered_by,"
-        " sealed, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
-    put.bind(1, r.id_number).bind(2, r.name).bind(3, r.kind).bind(4, static_cast<int64_t>(r.version));
-    put.bind(5, r.registered_at_ms).bind(6, r.registered_by).bind(7, sealed).bind(8, now);
-    TB_RETURN_IF_ERROR(put.run());
+    return r;
+  }
+
+  Result<bool> acceptIdentity(const Bytes& sealed, TimeMs now) {
+    TB_ASSIGN_OR_RETURN(IdentityInfo r, openIdentity(sealed, now));
+    TB_RETURN_IF_ERROR(parseApplicantId(r.id_number).status());
+    return store->putIdentity(r, sealed, now);
+  }
+
+  // A key revocation notice (kind 138). The revocation inside carries its own authority (signed
+  // by an ancestor of the key's holder, checked here); the hall that published the notice adds
+  // none. So a revocation already held is recognised before anything is opened (its notice may
+  // be signed by a key revoked since), and a notice whose own signer's key is revoked or expired
+  // still delivers a revocation that verifies by itself. Enforcing it takes out what the key
+  // signed from the revocation time on (CredentialStore::dropRevokedSince), in this transaction.
+  Result<bool> acceptKeyRevocation(const Bytes& notice, TimeMs now) {
+    TB_ASSIGN_OR_RETURN(ClaimedEnvelope claimed, peekEnvelope(notice));
+    if (claimed.kind != kKeyRevocationNoticeKind) {
+      return Status(ErrorCode::kInvalidArgument, "expected a key revocation notice (kind 138), got kind " +
+                                                     std::to_string(claimed.kind));
+    }
+    TB_ASSIGN_OR_RETURN(auto stmt, db->prepare("SELECT 1 FROM key_revocations WHERE revocation = ?1"));
+    stmt.bind(1, claimed.payload);
+    TB_ASSIGN_OR_RETURN(bool known, stmt.step());
+    if (known) return false;
+    Bytes revocation;
+    auto opened = open(notice, kKeyRevocationNoticeKind, now);
+    if (opened) {
+      revocation = std::move(opened->payload);
+    } else if (opened.status().code() == ErrorCode::kRevoked || opened.status().code() == ErrorCode::kCertificateExpired) {
+      spdlog::warn("[{}] a key revocation notice from {} does not verify ({}); taking the revocation inside on its own "
+                   "signature",
+                   self().str(), claimed.signer, opened.status().toString());
+      revocation = claimed.payload;
+    } else {
+      return opened.status();
+    }
+    TB_ASSIGN_OR_RETURN(KeyRevocationInfo info, verifier->checkRevocation(revocation));
+    if (key_revoked) TB_RETURN_IF_ERROR(key_revoked(revocation));
+    TB_ASSIGN_OR_RETURN(auto put, db->prepare("INSERT INTO key_revocations (revocation, received_ms) VALUES (?1, ?2)"));
+    TB_RETURN_IF_ERROR(put.bind(1, revocation).bind(2, now).run());
+    TB_ASSIGN_OR_RETURN(size_t dropped, store->dropRevokedSince(info.revoked_at_ms, [this](const Bytes& sealed) {
+      auto reopened = verifier->open(sealed, self(), kNoFutureCheck, nullptr);
+      return !reopened && reopened.status().code() == ErrorCode::kRevoked;
+    }));
+    spdlog::info("[{}] key {} of {} is revoked from {} on; {} documents it signed since are no longer held",
+                 self().str(), hexEncode(info.key.data(), 4), info.holder.str(), info.revoked_at_ms, dropped);
     return true;
   }
 
-  Result<bool> acceptKeyRevocation(const Bytes& notice, TimeMs now) {
-    TB_ASSIGN_OR_RETURN(OpenedEnvelope e, open(notice, kKeyRevocationNoticeKind, now));
-    // The revocation inside is signed by an ancestor of the revoked node (checked there); the
-    // node that published the notice adds nothing to its authority.
-    TB_ASSIGN_OR_RETURN(auto stmt, db->prepare("SELECT 1 FROM key_revocations WHERE revocation = ?1"));
-    stmt.bind(1, e.payload);
-    TB_ASSIGN_OR_RETURN(bool known, stmt.step());
-    if (known) return false;
-    if (key_revoked) TB_RETURN_IF_ERROR(key_revoked(e.payload));
-    TB_ASSIGN_OR_RETURN(auto put, db->prepare("INSERT INTO key_revocations (revocation, received_ms) VALUES (?1, ?2)"));
-    TB_RETURN_IF_ERROR(put.bind(1, e.payload).bind(2, now).run());
-    return true;
+  // A credential version for the hall that accepted its case, one hop further down (kind 132).
+  Status sendTowardOrigin(const CredentialInfo& c, const Bytes& sealed) {
+    TB_ASSIGN_OR_RETURN(DivisionCode origin, DivisionCode::parse(c.origin));
+    auto next = self().childToward(origin);
+    if (!next) {
+      return Status(ErrorCode::kInternal, "credential " + c.number + " is for " + c.origin + ", which is not below " +
+                                              self().str());
+    }
+    if (!enqueue_to) return Status(ErrorCode::kUnavailable, "no way down from " + self().str() + " yet");
+    return enqueue_to(*next, kCredentialDownKind, sealed).status();
   }
 
   // A status record made here or received from a child: every descendant gets it through the
@@ -289,7 +304,7 @@ Result<CredentialService> CredentialService::open(Database& db, const Identity& 
                                                   const CatalogueStore& catalogue, EnqueueUp enqueue_up,
                                                   PublishDown publish_down, Freshness freshness, KeyRevoked key_revoked,
                                                   CredentialSettings settings) {
-  TB_RETURN_IF_ERROR(db.migrate("credentials", kCredentialMigrations));
+  TB_RETURN_IF_ERROR(CredentialStore::migrate(db));
   auto impl = std::make_shared<Impl>();
   impl->db = &db;
   impl->identity = &identity;
@@ -300,8 +315,11 @@ Result<CredentialService> CredentialService::open(Database& db, const Identity& 
   impl->freshness = std::move(freshness);
   impl->key_revoked = std::move(key_revoked);
   impl->settings = settings;
+  impl->store.emplace(db, identity.division.str());
   return CredentialService(impl);
 }
+
+void CredentialService::setEnqueueDown(EnqueueTo enqueue_to) { impl_->enqueue_to = std::move(enqueue_to); }
 
 Result<std::vector<Bytes>> CredentialService::keyRevocations() {
   TB_ASSIGN_OR_RETURN(auto stmt, impl_->db->prepare("SELECT revocation FROM key_revocations ORDER BY id"));
@@ -318,13 +336,26 @@ Result<std::string> CredentialService::issue(const CaseRecord& c, TimeMs now) {
   Impl& m = *impl_;
   if (!m.db->inTransaction()) return Status(ErrorCode::kInternal, "issue runs inside the conclude transaction");
   const Catalogue* cat = m.catalogue->current();
-  const CatalogueItem* item = cat ? cat->find(c.item_code) : nullptr;
-  if (!item) return Status(ErrorCode::kFailedPrecondition, "item " + c.item_code + " is not in this node's catalogue");
-  if (item->issues.empty()) return Status(ErrorCode::kFailedPrecondition, "item " + c.item_code + " issues no credential");
-  if (item->decide_level != m.self().level()) {
-    return Status(ErrorCode::kFailedPrecondition, "only a " + std::string(levelName(item->decide_level)) +
-                                                      " node issues " + item->issues);
+  if (!cat) return Status(ErrorCode::kFailedPrecondition, "no service catalogue here yet, so no credential can be issued");
+  // The case is decided under the catalogue version it was accepted under (a later move of the
+  // item to another level does not strand it), and so is its credential: receivers judge the
+  // issuer's authority by the version the credential names (checkIssuerAuthority).
+  const uint64_t under = c.catalogue_version && c.catalogue_version <= cat->version ? c.catalogue_version : cat->version;
+  const std::optional<ItemAuthority> authority = cat->authorityAt(c.item_code, under);
+  if (!authority || authority->removed) {
+    return Status(ErrorCode::kFailedPrecondition, "item " + c.item_code + " is not in catalogue version " +
+                                                      std::to_string(under) + ", which case " + c.number +
+                                                      " was accepted under");
   }
+  if (authority->issues.empty()) return Status(ErrorCode::kFailedPrecondition, "item " + c.item_code + " issues no credential");
+  if (authority->decide_level != m.self().level()) {
+    return Status(ErrorCode::kFailedPrecondition, "only a " + std::string(levelName(authority->decide_level)) +
+                                                      " node issues " + authority->issues + " (catalogue version " +
+                                                      std::to_string(under) + ")");
+  }
+  // The validity period is today's rule for the item (the default if it has left the catalogue).
+  CatalogueItem today;
+  if (const CatalogueItem* current = cat->find(c.item_code)) today = *current;
   TB_ASSIGN_OR_RETURN(auto counter, m.db->prepare("UPDATE credential_counter SET next = next + 1 WHERE id = 1 RETURNING next"));
   TB_ASSIGN_OR_RETURN(bool row, counter.step());
   if (!row) return Status(ErrorCode::kInternal, "credential counter missing");
@@ -336,7 +367,7 @@ Result<std::string> CredentialService::issue(const CaseRecord& c, TimeMs now) {
   cred.number = m.self().str() + "-L" + digits;
   cred.version = 1;
   cred.sequence = sequence;
-  cred.kind = item->issues;
+  cred.kind = authority->issues;
   cred.holder_id = c.applicant_id;
   cred.holder_name = c.applicant_name;
   cred.issuer = m.self().str();
@@ -346,11 +377,13 @@ Result<std::string> CredentialService::issue(const CaseRecord& c, TimeMs now) {
   cred.case_number = c.number;
   cred.origin = c.held_for.empty() ? m.self().str() : c.held_for;
   cred.valid_from_ms = now;
-  cred.valid_until_ms = m.validUntil(*item, now);
+  cred.valid_until_ms = m.validUntil(today, now);
   cred.facts = c.facts;
   cred.issued_at_ms = now;
+  cred.catalogue_version = under;
   Bytes sealed = signCredential(*m.identity, cred);
-  TB_RETURN_IF_ERROR(m.store(cred, sealed, now).status());
+  TB_RETURN_IF_ERROR(m.putCredential(cred, sealed, now).status());
+  // Up to every ancestor; a forwarded case's credential rides down with its conclusion (kind 107).
   if (m.enqueue_up) TB_RETURN_IF_ERROR(m.enqueue_up(kCredentialUpKind, sealed).status());
   spdlog::info("[{}] issued {} {} to {} for case {}", m.self().str(), cred.kind, cred.number, cred.holder_id, c.number);
   return cred.number;
@@ -362,13 +395,13 @@ Result<Bytes> CredentialService::renew(const std::string& number, std::optional<
   TB_ASSIGN_OR_RETURN(auto txn, m.db->begin());
   TB_ASSIGN_OR_RETURN(auto held, sealed(number));
   if (!held) return Status(ErrorCode::kNotFound, "no credential " + number + " at this node");
-  TB_ASSIGN_OR_RETURN(OpenedEnvelope e, m.open(*held, kCredentialKind, now));
+  TB_ASSIGN_OR_RETURN(OpenedEnvelope e, m.open(*held, kCredentialKind, kNoFutureCheck));
   TB_ASSIGN_OR_RETURN(CredentialInfo cred, decodeCredential(e.payload));
   if (cred.issuer != m.self().str()) {
     return Status(ErrorCode::kPermissionDenied, "only its issuer " + cred.issuer + " renews " + number);
   }
-  TB_ASSIGN_OR_RETURN(auto status, m.loadStatus(number));
-  if (status && status->first.status == "revoked") return Status(ErrorCode::kFailedPrecondition, number + " is revoked");
+  TB_ASSIGN_OR_RETURN(auto status, m.store->winningStatus(number));
+  if (status && status->status == "revoked") return Status(ErrorCode::kFailedPrecondition, number + " is revoked");
   if (facts.size() > kMaxFacts) return Status(ErrorCode::kInvalidArgument, "at most 32 facts");
   for (const auto& [key, value] : facts) {
     // The same limits every receiver's decoder applies: a fact it would refuse must not be signed.
@@ -376,23 +409,41 @@ Result<Bytes> CredentialService::renew(const std::string& number, std::optional<
       return Status(ErrorCode::kInvalidArgument, "each fact needs a name, and name and value at most 500 bytes");
     }
   }
+  // A renewal is issued under this node's catalogue: one every reader would refuse is not signed.
+  const Catalogue* cat = m.catalogue->current();
+  if (!cat) return Status(ErrorCode::kFailedPrecondition, "no service catalogue here yet; a renewal needs one");
+  const std::optional<ItemAuthority> authority = cat->authorityAt(cred.item_code, cat->version);
+  if (authority && (authority->decide_level != m.self().level() || authority->issues != cred.kind)) {
+    return Status(ErrorCode::kFailedPrecondition, "item " + cred.item_code + " is now decided at " +
+                                                      levelName(authority->decide_level) + " level (catalogue version " +
+                                                      std::to_string(cat->version) + "); " + m.self().str() +
+                                                      " may no longer renew " + number);
+  }
+  TB_ASSIGN_OR_RETURN(uint32_t current, m.store->currentVersion(number));
+  if (current >= kMaxRecordVersion) {
+    return Status(ErrorCode::kFailedPrecondition, number + " is at version " + std::to_string(current) +
+                                                      ", the last a credential may have; issue a new one instead");
+  }
   TB_ASSIGN_OR_RETURN(const TimeMs until, m.renewedUntil(cred, valid_until_ms, now));
-  cred.version += 1;
+  cred.version = current + 1;
   cred.valid_from_ms = now;
   cred.valid_until_ms = until;
   if (!facts.empty()) cred.facts = facts;
   cred.issued_at_ms = now;
+  cred.catalogue_version = cat->version;
   Bytes renewed = signCredential(*m.identity, cred);
-  TB_RETURN_IF_ERROR(m.store(cred, renewed, now).status());
+  TB_RETURN_IF_ERROR(m.putCredential(cred, renewed, now).status());
   if (m.enqueue_up) TB_RETURN_IF_ERROR(m.enqueue_up(kCredentialUpKind, renewed).status());
-  // Every node learns of the new version through a status record, so an older copy presented
-  // anywhere is reported superseded.
-  CredentialStatusInfo s{number, "active", status ? status->first.version + 1 : 1, now, m.self().str(), m.identity->name,
-                         "renewed as version " + std::to_string(cred.version)};
-  if (status && status->first.status == "suspended") s.status = "suspended";  // renewal does not lift a suspension
-  Bytes sealed_status = m.seal(kCredentialStatusKind, encodeStatus(s, cred.version), now);
-  TB_RETURN_IF_ERROR(m.acceptStatus(sealed_status, now).status());
-  TB_RETURN_IF_ERROR(m.spread(kCredentialStatusUpKind, sealed_status, /*to_feed=*/true));
+  // The hall that accepted a forwarded case hands out the new text too: down to it, hop by hop.
+  if (cred.origin != m.self().str()) TB_RETURN_IF_ERROR(m.sendTowardOrigin(cred, renewed));
+  // Every node learns of the new version through a renewal notice (the feed), so an older copy
+  // presented anywhere is reported superseded. It takes no part in the status order: it neither
+  // lifts nor overrides a suspension, concurrent or not.
+  CredentialStatusInfo notice{number, "renewed", cred.version, now, m.self().str(), m.identity->name,
+                              "renewed as version " + std::to_string(cred.version)};
+  Bytes sealed_notice = m.seal(kCredentialStatusKind, encodeStatus(notice, cred.version), now);
+  TB_RETURN_IF_ERROR(m.acceptStatus(sealed_notice, now).status());
+  TB_RETURN_IF_ERROR(m.spread(kCredentialStatusUpKind, sealed_notice, /*to_feed=*/true));
   TB_RETURN_IF_ERROR(txn.commit());
   return renewed;
 }
@@ -410,24 +461,30 @@ Result<CredentialStatusInfo> CredentialService::setStatus(const std::string& num
                                                     issuer.str() + " or an ancestor of it may");
   }
   TB_ASSIGN_OR_RETURN(auto txn, m.db->begin());
-  TB_ASSIGN_OR_RETURN(auto held, m.loadStatus(number));
-  TB_ASSIGN_OR_RETURN(uint32_t held_version, m.heldVersion(number));
+  TB_ASSIGN_OR_RETURN(auto held, m.store->winningStatus(number));
+  TB_ASSIGN_OR_RETURN(uint32_t held_version, m.store->heldVersion(number));
   if (held_version == 0) {
     // Its issuer and every ancestor hold it once it has travelled up; a number never issued (or
     // still on its way) gets no status from here.
     return Status(ErrorCode::kNotFound, "no credential " + number + " at this node (not issued, or still on its way up)");
   }
-  if (held && held->first.status == "revoked") {
-    return Status(ErrorCode::kFailedPrecondition, number + " was revoked by " + held->first.by + "; that is final");
+  if (held && held->status == "revoked") {
+    return Status(ErrorCode::kFailedPrecondition, number + " was revoked by " + held->by + "; that is final");
   }
-  if (status == "active" && (!held || held->first.status != "suspended")) {
+  if (status == "active" && (!held || held->status != "suspended")) {
     return Status(ErrorCode::kFailedPrecondition, number + " is not suspended; only a suspension is lifted");
   }
-  CredentialStatusInfo s{number, status, held ? held->first.version + 1 : 1, now, m.self().str(), m.identity->name, reason};
-  const uint32_t current = std::max(held ? held->second : 0u, held_version);
+  // After every status record held (not only the winner), so it wins.
+  TB_ASSIGN_OR_RETURN(uint32_t last, m.store->lastStatusVersion(number));
+  if (last >= kMaxRecordVersion) {
+    return Status(ErrorCode::kFailedPrecondition, number + " has had " + std::to_string(last) +
+                                                      " status changes, the most one credential may have");
+  }
+  CredentialStatusInfo s{number, status, last + 1, now, m.self().str(), m.identity->name, reason};
+  TB_ASSIGN_OR_RETURN(uint32_t current, m.store->currentVersion(number));
   Bytes sealed_status = m.seal(kCredentialStatusKind, encodeStatus(s, current), now);
   TB_ASSIGN_OR_RETURN(bool stored, m.acceptStatus(sealed_status, now));
-  if (!stored) return Status(ErrorCode::kInternal, "a newer status of " + number + " is already held");
+  if (!stored) return Status(ErrorCode::kInternal, "the status record of " + number + " just made is already held");
   TB_RETURN_IF_ERROR(m.spread(kCredentialStatusUpKind, sealed_status, /*to_feed=*/true));
   TB_RETURN_IF_ERROR(txn.commit());
   spdlog::info("[{}] credential {} is now {}: {}", m.self().str(), number, status, reason);
@@ -455,11 +512,15 @@ Result<IdentityInfo> CredentialService::registerIdentity(const std::string& id_n
   }
   TB_ASSIGN_OR_RETURN(auto txn, m.db->begin());
   TB_ASSIGN_OR_RETURN(auto existing, identity(id.number));
+  if (existing && existing->version >= kMaxRecordVersion) {
+    return Status(ErrorCode::kFailedPrecondition, "the identity record of " + id.number + " is at version " +
+                                                      std::to_string(existing->version) + ", the last one allowed");
+  }
   IdentityInfo r{id.number, name, id.kind == ApplicantKind::kPerson ? "person" : "organisation", contacts,
                  existing ? existing->version + 1 : 1, now, m.self().str()};
   Bytes sealed_record = m.seal(kIdentityRecordKind, encodeIdentity(r), now);
   TB_ASSIGN_OR_RETURN(bool stored, m.acceptIdentity(sealed_record, now));
-  if (!stored) return Status(ErrorCode::kInternal, "a newer identity record of " + id.number + " is already held");
+  if (!stored) return Status(ErrorCode::kInternal, "the identity record of " + id.number + " just made is already held");
   TB_RETURN_IF_ERROR(m.spread(kIdentityRecordUpKind, sealed_record, /*to_feed=*/false));
   TB_RETURN_IF_ERROR(txn.commit());
   return r;
@@ -484,20 +545,13 @@ Result<std::optional<Bytes>> CredentialService::identitySealed(const std::string
 }
 
 Result<IdentityInfo> CredentialService::openIdentity(const Bytes& sealed_record, TimeMs now) {
-  TB_ASSIGN_OR_RETURN(OpenedEnvelope e, impl_->open(sealed_record, kIdentityRecordKind, now));
-  TB_ASSIGN_OR_RETURN(IdentityInfo r, decodeIdentity(e.payload));
-  if (r.registered_by != e.signer.str()) {
-    return Status(ErrorCode::kUnauthorized, "identity record of " + r.id_number + " is not signed by " + r.registered_by);
-  }
-  return r;
+  return impl_->openIdentity(sealed_record, now);
 }
 
 Result<bool> CredentialService::acceptCredential(const Bytes& sealed_credential, TimeMs now) {
   Impl& m = *impl_;
-  TB_ASSIGN_OR_RETURN(OpenedEnvelope e, m.open(sealed_credential, kCredentialKind, now));
-  TB_ASSIGN_OR_RETURN(CredentialInfo c, decodeCredential(e.payload));
-  TB_RETURN_IF_ERROR(m.checkIssuerAuthority(e, c));
-  return m.store(c, sealed_credential, now);
+  TB_ASSIGN_OR_RETURN(auto opened, m.openCredential(sealed_credential, now));
+  return m.putCredential(opened.second, sealed_credential, now);
 }
 
 Status CredentialService::applyFromChild(const OpenedEnvelope& e, TimeMs now) {
@@ -519,8 +573,26 @@ Status CredentialService::applyFromChild(const OpenedEnvelope& e, TimeMs now) {
     default: return Status(ErrorCode::kInvalidArgument, "kind " + std::to_string(e.kind) + " is not a credential record");
   }
   if (!fresh) return fresh.status();
-  if (!*fresh) return Status::ok();  // known or superseded here: it went on when it first came
+  if (!*fresh) return Status::ok();  // known here: it went on when it first came
   return m.spread(e.kind, e.payload, to_feed);
+}
+
+Status CredentialService::applyFromParent(const OpenedEnvelope& e, TimeMs now) {
+  Impl& m = *impl_;
+  if (e.kind != kCredentialDownKind) {
+    return Status(ErrorCode::kInvalidArgument, "kind " + std::to_string(e.kind) + " is not a credential going down");
+  }
+  TB_ASSIGN_OR_RETURN(auto opened, m.openCredential(e.payload, now));
+  const CredentialInfo& c = opened.second;
+  TB_ASSIGN_OR_RETURN(DivisionCode origin, DivisionCode::parse(c.origin));
+  // It comes down the one path from its issuer to the hall that accepted its case.
+  if (!opened.first.signer.covers(e.signer) || !m.self().covers(origin)) {
+    return Status(ErrorCode::kUnauthorized, "credential " + c.number + " of " + c.origin + " issued by " + c.issuer +
+                                                " reached " + m.self().str() + " from " + e.signer.str() +
+                                                ", which is not on its way down");
+  }
+  if (m.self() != origin) return m.sendTowardOrigin(c, e.payload);
+  return m.putCredential(c, e.payload, now).status();
 }
 
 Result<bool> CredentialService::applyFeedEntry(const Bytes& entry, TimeMs now) {
@@ -540,6 +612,11 @@ Verification CredentialService::verify(const Bytes& sealed_credential, TimeMs no
     v.reason = why;
     return v;
   };
+  auto unknown = [&](const std::string& why) {
+    v.verdict = "unknown";
+    v.reason = why;
+    return v;
+  };
   auto opened = m.open(sealed_credential, kCredentialKind, now);
   if (!opened) {
     const Status& st = opened.status();
@@ -550,6 +627,8 @@ Verification CredentialService::verify(const Bytes& sealed_credential, TimeMs no
       case ErrorCode::kUntrustedChain: return invalid("not issued under this city's root " + v.root + ": " + st.message());
       case ErrorCode::kRevoked: return invalid("signed with a key that was revoked before the issue time: " + st.message());
       case ErrorCode::kCertificateExpired: return invalid("the issuer's certificate was not valid at the issue time: " + st.message());
+      case ErrorCode::kFutureDated:
+        return unknown("the credential is dated ahead of this station's clock (check the clock): " + st.message());
       default: return invalid(st.toString());
     }
   }
@@ -559,22 +638,18 @@ Verification CredentialService::verify(const Bytes& sealed_credential, TimeMs no
   v.credential = *decoded;
   const CredentialInfo& c = *decoded;
   if (Status authority = m.checkIssuerAuthority(*opened, c); !authority.isOk()) {
-    if (authority.code() == ErrorCode::kUnavailable) {
-      v.verdict = "unknown";
-      v.reason = authority.message();
-      return v;
-    }
+    if (authority.code() == ErrorCode::kUnavailable) return unknown(authority.message());
+    if (authority.code() == ErrorCode::kMalformed) return invalid(authority.message());
     return invalid("issued without authority: " + authority.message());
   }
-  auto held_version = m.heldVersion(c.number);
-  auto status = m.loadStatus(c.number);
-  if (!held_version || !status) {
-    v.verdict = "unknown";
-    v.reason = "this node's records could not be read: " + (!held_version ? held_version.status() : status.status()).toString();
-    return v;
+  auto current_version = m.store->currentVersion(c.number);
+  auto status = m.store->winningStatus(c.number);
+  if (!current_version || !status) {
+    return unknown("this node's records could not be read: " +
+                   (!current_version ? current_version.status() : status.status()).toString());
   }
-  v.current_version = std::max(*held_version, *status ? (*status)->second : 0u);
-  if (*status) v.status = (*status)->first;
+  v.current_version = *current_version;
+  v.status = *status;
   const std::string issuer = c.issuer_name + " (" + c.issuer + ")";
   if (v.status && v.status->status == "revoked") {
     v.verdict = "revoked";
@@ -626,16 +701,22 @@ Result<std::optional<Bytes>> CredentialService::sealed(const std::string& number
 
 Result<std::vector<CredentialInfo>> CredentialService::listByHolder(const std::string& holder_id) {
   TB_ASSIGN_OR_RETURN(auto stmt, impl_->db->prepare(
-      "SELECT sealed FROM credentials WHERE holder_id = ?1 ORDER BY issued_at_ms LIMIT 200"));
+      "SELECT number, sealed FROM credentials WHERE holder_id = ?1 ORDER BY issued_at_ms LIMIT 200"));
   stmt.bind(1, holder_id);
   std::vector<CredentialInfo> out;
   while (true) {
     TB_ASSIGN_OR_RETURN(bool row, stmt.step());
     if (!row) break;
     // A credential whose signing key was revoked later still opens (check 6 uses its own time).
-    TB_ASSIGN_OR_RETURN(Bytes payload, impl_->payloadOfStored(stmt.columnBlob(0)));
-    TB_ASSIGN_OR_RETURN(CredentialInfo c, decodeCredential(payload));
-    out.push_back(std::move(c));
+    // One that does not (damaged on disk, say) is left out, not the holder's whole list.
+    auto payload = impl_->payloadOfStored(stmt.columnBlob(1));
+    auto c = payload ? decodeCredential(*payload) : Result<CredentialInfo>(payload.status());
+    if (!c) {
+      spdlog::error("[{}] stored credential {} of {} no longer opens, left out of the list: {}", impl_->self().str(),
+                    stmt.columnText(0), holder_id, c.status().toString());
+      continue;
+    }
+    out.push_back(std::move(c).value());
   }
   return out;
 }
@@ -649,9 +730,7 @@ Result<std::optional<CredentialInfo>> CredentialService::listByNumber(const std:
 }
 
 Result<std::optional<CredentialStatusInfo>> CredentialService::status(const std::string& number) {
-  TB_ASSIGN_OR_RETURN(auto held, impl_->loadStatus(number));
-  if (!held) return std::optional<CredentialStatusInfo>();
-  return std::make_optional(held->first);
+  return impl_->store->winningStatus(number);
 }
 
 void CredentialService::setStatusObserver(std::function<void(const std::string& number)> observer) {

@@ -7,16 +7,19 @@
 // the city root and its timestamp is the issue time. Its validity is the catalogue item's
 // `validity_days` (0: long-term, no end date), or the default when the item states none. A
 // receiver accepts a credential only if the signer is its issuer, the issuer's level is the
-// item's decide level in the catalogue, and the issuer covers the hall that accepted the case.
+// item's decide level in the catalogue version the credential names (every catalogue carries the
+// authority history of the earlier ones), and the issuer covers the hall that accepted the case.
 //
 // Replication. A credential, a status record or an identity record goes up through the outbox
 // to every ancestor (each stores it and relays it in one transaction), and a forwarded case's
-// credential rides down to its origin with the conclusion. Status records and key revocations
-// also enter the feed (federation/sync/feed.h) at every node they pass, so they reach every node.
-// Conflict rules (docs/protocol.md): per credential number the highest version is current; per
-// number a revocation beats any other status, then the highest (version, time, signer) wins
-// ("revoked" is final); per ID
-// number the identity record with the highest (version, time, registering node) wins.
+// credential rides down to its origin with the conclusion, each renewal after it as kind 132.
+// Status records, renewal notices and key revocations also enter the feed
+// (federation/sync/feed.h) at every node they pass, so they reach every node. Every document
+// accepted is kept and what is current follows from them (credential_store.h; the conflict
+// rules are in docs/protocol.md): the highest credential version; the greatest (is revoked,
+// version, time, signer) status record, "revoked" being final; the highest version any record
+// announces; the greatest (version, time, registering node) identity record. A key revocation
+// takes out what the key signed from its time on, whenever it arrives.
 //
 // Verification answers valid / revoked / suspended / superseded / expired / not yet valid /
 // invalid / unknown, with the issuer chain, the validity period, the status record and how
@@ -41,6 +44,7 @@ struct CaseRecord;
 
 inline constexpr MessageKind kCredentialKind = 130;            // statement, by the issuer
 inline constexpr MessageKind kCredentialUpKind = 131;          // durable, up, relayed: a sealed credential
+inline constexpr MessageKind kCredentialDownKind = 132;        // durable, down to the case's origin: a renewal
 inline constexpr MessageKind kCredentialStatusKind = 134;      // statement, by the issuer or an ancestor
 inline constexpr MessageKind kCredentialStatusUpKind = 135;    // durable, up, relayed
 inline constexpr MessageKind kIdentityRecordKind = 136;        // statement, by the registering node
@@ -71,6 +75,7 @@ struct CredentialInfo {
   TimeMs valid_until_ms = 0;   // exclusive; 0 = no end
   std::vector<std::pair<std::string, std::string>> facts;
   TimeMs issued_at_ms = 0;
+  uint64_t catalogue_version = 0;  // the issuer's catalogue version (0: a document from before it was stated)
 };
 
 // Seals a credential document as `issuer` (its envelope time is `issued_at_ms`). The service
@@ -89,6 +94,11 @@ struct CredentialStatusInfo {
   std::string by_name;
   std::string reason;
 };
+
+// Seals a status record (or a renewal notice) as `signer` at `s.at_ms`, announcing
+// `current_version`. The service makes these; tests and the simulator use it to make ones a node
+// would refuse (a stolen key's).
+Bytes signCredentialStatus(const Identity& signer, const CredentialStatusInfo& s, uint32_t current_version);
 
 struct IdentityInfo {
   std::string id_number;
@@ -128,10 +138,15 @@ class CredentialService {
   using Freshness = std::function<TimeMs()>;
   // Enforces a verified key revocation from now on (the node's Verifier, and caches).
   using KeyRevoked = std::function<Status(const Bytes& signed_revocation)>;
+  // Enqueues for a child inside the open transaction.
+  using EnqueueTo = std::function<Result<uint64_t>(const DivisionCode& to, MessageKind kind, const Bytes& payload)>;
 
   static Result<CredentialService> open(Database& db, const Identity& identity, const Verifier& verifier,
                                         const CatalogueStore& catalogue, EnqueueUp enqueue_up, PublishDown publish_down,
                                         Freshness freshness, KeyRevoked key_revoked, CredentialSettings settings = {});
+
+  // How a renewal travels down to the hall that accepted its case (kind 132); set by the node.
+  void setEnqueueDown(EnqueueTo enqueue_to);
 
   // The key revocations this node has received, oldest first (the node re-enforces them at start).
   Result<std::vector<Bytes>> keyRevocations();
@@ -168,6 +183,9 @@ class CredentialService {
   Result<bool> acceptCredential(const Bytes& sealed, TimeMs now);
   // The downlink applier for kinds 131, 135, 137, 139: accept, and relay to the parent if new.
   Status applyFromChild(const OpenedEnvelope& envelope, TimeMs now);
+  // The downlink applier for kind 132 (a renewed credential on its way to the hall that accepted
+  // its case): checked at every hop, relayed to the next child, kept at that hall.
+  Status applyFromParent(const OpenedEnvelope& envelope, TimeMs now);
   // The feed applier: a status record or a key revocation notice from the parent.
   Result<bool> applyFeedEntry(const Bytes& entry, TimeMs now);
 
@@ -181,7 +199,7 @@ class CredentialService {
   Result<std::optional<CredentialStatusInfo>> status(const std::string& number);
 
   // Observer hook: called with a credential's number whenever a status record for it (a
-  // revocation, suspension, reinstatement or renewal) is stored here, inside the storing
+  // revocation, suspension, reinstatement or renewal notice) or a new version of it is stored here, inside the storing
   // transaction (so possibly rolled back: use it only to forget cached knowledge). Lookups use it.
   void setStatusObserver(std::function<void(const std::string& number)> observer);
 

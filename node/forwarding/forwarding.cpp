@@ -161,6 +161,9 @@ struct ForwardingService::Impl {
   // (chain to the root, validity, revocation). Errors are permanent: the sender set it aside.
   Result<OpenedEnvelope> openStatement(const Relay& relay, MessageKind kind, TimeMs now) {
     auto opened = verifier->open(relay.statement, self(), now, nullptr);
+    // Dated ahead of this node's clock is the one refusal that time cures: passed on as it is, the
+    // downlink retries it instead of setting the case aside for good.
+    if (!opened && opened.status().code() == ErrorCode::kFutureDated) return opened.status();
     if (!opened) return Status(ErrorCode::kUnauthorized, "the relayed statement does not verify: " + opened.status().toString());
     if (opened->kind != kind) {
       return Status(ErrorCode::kInvalidArgument, "a relay of kind " + std::to_string(kind == kCaseTransferKind ? kCaseRelayUpKind : kCaseRelayDownKind) +

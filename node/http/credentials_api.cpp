@@ -63,7 +63,7 @@ json credentialJson(const CredentialInfo& c) {
           {"valid_until_ms", c.valid_until_ms},
           {"long_term", c.valid_until_ms == 0},  // 长期: no end date (valid_until is null)
           {"facts", pairsJson(c.facts)},
-          {"issued_at_ms", c.issued_at_ms}};
+          {"issued_at_ms", c.issued_at_ms}, {"catalogue_version", c.catalogue_version}};
 }
 
 json statusJson(const std::optional<CredentialStatusInfo>& s) {

@@ -85,7 +85,8 @@ int httpStatusFor(ErrorCode code) {
   switch (code) {
     case ErrorCode::kOk: return 200;
     case ErrorCode::kInvalidArgument:
-    case ErrorCode::kMalformed: return 400;
+    case ErrorCode::kMalformed:
+    case ErrorCode::kFutureDated: return 400;
     case ErrorCode::kUnauthorized: return 401;
     case ErrorCode::kPermissionDenied: return 403;
     case ErrorCode::kNotFound: return 404;

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "federation/trust/certificate.h"
@@ -61,8 +62,9 @@ class Checker : public SyncObserver {
 
   void onApplied(const DivisionCode& receiver, const DivisionCode& origin, uint64_t seq, MessageKind kind) override {
     world_.trace("apply " + receiver.str() + " <- " + origin.str() + " " + std::to_string(seq));
-    // Everything goes to the parent, except the steps of forwarded cases, which go down.
-    const bool down = kind == kCaseRelayDownKind;
+    // Everything goes to the parent, except the steps of forwarded cases and renewed credentials
+    // on their way to the hall that accepted the case, which go down.
+    const bool down = kind == kCaseRelayDownKind || kind == kCredentialDownKind;
     if (down ? !origin.isParentOf(receiver) : !receiver.isParentOf(origin)) {
       violation("message " + origin.str() + "#" + std::to_string(seq) + " (kind " + std::to_string(kind) +
                 ") applied at " + receiver.str() + ", which is not its " + (down ? "child" : "parent"));
@@ -75,6 +77,10 @@ class Checker : public SyncObserver {
 
   void onAcknowledged(const DivisionCode& origin, uint64_t seq, const std::string& outcome) override {
     if (outcome == "duplicate") ++result_.duplicates_acknowledged;
+    // A relay of what a revoked key signed (the lost laptop's documents, which the relaying
+    // node took before the revocation reached it) is refused for good by a parent that holds
+    // the revocation: the one refusal the scenario expects. Any other refusal stays unapplied.
+    if (outcome == "REVOKED" && refused_.insert({origin.str(), seq}).second) ++result_.relays_refused_revoked;
   }
 
   void violation(const std::string& what) {
@@ -86,7 +92,7 @@ class Checker : public SyncObserver {
     std::vector<std::string> missing;
     for (const auto& key : enqueued_) {
       auto it = applied_.find(key);
-      if (it == applied_.end()) missing.push_back(key.first + "#" + std::to_string(key.second));
+      if (it == applied_.end() && !refused_.count(key)) missing.push_back(key.first + "#" + std::to_string(key.second));
     }
     return missing;
   }
@@ -99,6 +105,7 @@ class Checker : public SyncObserver {
   TreeScenarioResult& result_;
   std::set<std::pair<std::string, uint64_t>> enqueued_;
   std::map<std::pair<std::string, uint64_t>, int> applied_;
+  std::set<std::pair<std::string, uint64_t>> refused_;  // acknowledged REVOKED (see onAcknowledged)
 };
 
 class Scenario {
@@ -139,6 +146,7 @@ class Scenario {
       drainForwardedCases(heal_at + options_.heal_bound_ms);
     }
     awaitConvergence(heal_at);
+    if (lookups) checkVerdicts();  // credentials: over the whole run
     if (lookups && result_.converged_after_heal_ms >= 0) checkLookupsAfterHeal();  // lookups
     return finish();
   }
@@ -546,80 +554,325 @@ class Scenario {
   }
 
   // --- credentials (issue #6) ---
-  // Now and then a node revokes, suspends or reinstates a credential it has authority over (it
-  // covers the issuer), and a random node checks every revocation it has received: it must
-  // never call such a credential valid.
+  // The workload, every workload interval at a random live node: it revokes, suspends or
+  // reinstates a credential it covers, or (its issuer) renews one — a forwarded case's first when
+  // there is one, so the renewal travels down to the accepting hall — or suspends one as an
+  // ancestor while its issuer renews it at the same instant. Then a random live node verifies a
+  // few credentials (any version any node holds) and the verdicts are recorded.
+  // Once per run a village's spare laptop is lost: its parent revokes the laptop's certified key
+  // from that moment, a thief uses the key (a forged credential and a forged suspension, handed
+  // to the village's parent as its child would relay them) before the revocation is published at
+  // a random node and once after, so some nodes store what the thief signed before the revocation
+  // reaches them and others refuse it.
+  // Safety (checkVerdicts): no node gave "valid" for a credential after it held a revocation of
+  // it, from the scenario's own ledger of when each node stored each revocation.
   void scheduleCredentialActions(TimeMs until) {
     for (TimeMs t = kSimulationStartMs + options_.workload_interval_ms * 3 / 4; t < until;
          t += options_.workload_interval_ms) {
       world_.at(t, [this] { credentialAction(); });
     }
+    const TimeMs lost_at = kSimulationStartMs + (until - kSimulationStartMs) * 2 / 5;
+    world_.at(lost_at, [this] { loseSpareKey(); });
+    world_.at(lost_at + 30 * 1000, [this] { thiefActs(); });
+    world_.at(lost_at + 150 * 1000, [this] { thiefActs(); });  // after the publication: taken or not
+    world_.at(lost_at + 2 * kMinute, [this] { publishSpareKeyRevocation(); });
   }
 
-  void credentialAction() {
+  std::vector<SimNode*> liveNodes() {
     std::vector<SimNode*> live;
     for (auto& n : nodes_) {
       if (n->node) live.push_back(n.get());
     }
+    return live;
+  }
+
+  SimNode* nodeOf(const DivisionCode& code) {
+    for (auto& n : nodes_) {
+      if (n->info.code == code) return n.get();
+    }
+    return nullptr;
+  }
+
+  struct HeldCredential {
+    std::string number, status, issuer, origin;
+  };
+
+  std::vector<HeldCredential> heldCredentials(SimNode& n) {
+    std::vector<HeldCredential> held;
+    auto stmt = n.node->database().prepare(
+        "SELECT c.number, COALESCE(s.status, ''), c.issuer, c.origin FROM credentials c"
+        " LEFT JOIN credential_status s ON s.number = c.number ORDER BY c.number");
+    while (stmt) {
+      auto row = stmt->step();
+      if (!row || !*row) break;
+      held.push_back({stmt->columnText(0), stmt->columnText(1), stmt->columnText(2), stmt->columnText(3)});
+    }
+    return held;
+  }
+
+  void credentialAction() {
+    std::vector<SimNode*> live = liveNodes();
     if (live.empty()) return;
     SimNode& n = *live[credential_random_.below(live.size())];
+    const uint64_t kind = credential_random_.below(8);
+    if (kind < 2) {
+      renewSome(n);
+    } else if (kind == 2) {
+      suspendWhileRenewing(n);
+    } else {
+      changeSomeStatus(n);
+    }
+    sampleVerdicts(*live[credential_random_.below(live.size())]);
+  }
+
+  void changeSomeStatus(SimNode& n) {
+    std::vector<HeldCredential> held;
+    for (auto& h : heldCredentials(n)) {
+      auto issuer = DivisionCode::parse(h.issuer);
+      if (issuer && n.info.code.covers(*issuer)) held.push_back(std::move(h));
+    }
+    if (held.empty()) return;
+    const HeldCredential& h = held[credential_random_.below(held.size())];
+    const uint64_t dice = credential_random_.below(6);
+    const std::string next = h.status == "revoked"     ? ""
+                             : h.status == "suspended" ? (dice < 3 ? "active" : "revoked")
+                             : (dice < 2 ? "revoked" : dice < 4 ? "suspended" : "");
+    if (!next.empty()) setCredentialStatus(n, h.number, next);
+  }
+
+  bool setCredentialStatus(SimNode& n, const std::string& number, const std::string& next) {
+    auto changed = n.node->credentials().setStatus(number, next, "simulated " + next, world_.now());
+    if (!changed) {
+      checker_.violation("setting " + number + " " + next + " at " + n.info.code.str() + " failed: " +
+                         changed.status().toString());
+      return false;
+    }
+    ++result_.credential_status_changes;
+    world_.trace("credential " + number + " " + next + " at " + n.info.code.str());
+    return true;
+  }
+
+  // The issuer renews one of its credentials (not revoked): a forwarded case's when it has one,
+  // half of the time.
+  void renewSome(SimNode& n) {
+    std::vector<HeldCredential> own, forwarded;
+    for (auto& h : heldCredentials(n)) {
+      if (h.issuer != n.info.code.str() || h.status == "revoked") continue;
+      (h.origin != h.issuer ? forwarded : own).push_back(h);
+    }
+    const bool pick_forwarded = !forwarded.empty() && (own.empty() || credential_random_.below(2) == 0);
+    const auto& pool = pick_forwarded ? forwarded : own;
+    if (pool.empty()) return;
+    renew(n, pool[credential_random_.below(pool.size())].number);
+  }
+
+  bool renew(SimNode& n, const std::string& number) {
+    auto renewed = n.node->credentials().renew(number, std::nullopt, {}, world_.now());
+    if (!renewed) {
+      // The issuer may know of a revocation the node that picked the credential does not.
+      if (renewed.status().code() != ErrorCode::kFailedPrecondition) {
+        checker_.violation("renewing " + number + " at " + n.info.code.str() + " failed: " + renewed.status().toString());
+      }
+      world_.trace("credential " + number + " not renewed at " + n.info.code.str());
+      return false;
+    }
+    ++result_.credential_renewals;
+    world_.trace("credential " + number + " renewed at " + n.info.code.str());
+    return true;
+  }
+
+  // `n` suspends a credential issued by a strict descendant of it that is running, and that
+  // issuer renews it at the same instant: the two must converge to "suspended, new version".
+  void suspendWhileRenewing(SimNode& n) {
+    std::vector<std::pair<std::string, SimNode*>> candidates;
+    for (const auto& h : heldCredentials(n)) {
+      auto issuer = DivisionCode::parse(h.issuer);
+      if (!issuer || !n.info.code.isAncestorOf(*issuer) || (!h.status.empty() && h.status != "active")) continue;
+      SimNode* at_issuer = nodeOf(*issuer);
+      if (at_issuer && at_issuer->node) candidates.emplace_back(h.number, at_issuer);
+    }
+    if (candidates.empty()) return;
+    const auto& [number, issuer] = candidates[credential_random_.below(candidates.size())];
+    if (!setCredentialStatus(n, number, "suspended")) return;
+    if (renew(*issuer, number)) ++result_.concurrent_renewals;
+  }
+
+  // --- the verdict ledger ---
+  struct Verdict {
+    std::string node, number, verdict;
+    uint32_t version = 0;
+    TimeMs at_ms = 0;
+    bool held_revocation_then = false;  // the node's records held a revocation at that moment
+  };
+
+  // A random live node verifies up to four documents (any version) held by a random live node.
+  void sampleVerdicts(SimNode& verifier) {
+    recordRevocationsHeld();
+    std::vector<SimNode*> live = liveNodes();
+    SimNode& holder = *live[credential_random_.below(live.size())];
+    std::vector<Bytes> copies;
+    auto stmt = holder.node->database().prepare("SELECT sealed FROM credential_versions ORDER BY number, version");
+    while (stmt) {
+      auto row = stmt->step();
+      if (!row || !*row) break;
+      copies.push_back(stmt->columnBlob(0));
+    }
+    for (int i = 0; i < 4 && !copies.empty(); ++i) {
+      const Bytes& sealed = copies[credential_random_.below(copies.size())];
+      Verification v = verifier.node->credentials().verify(sealed, world_.now());
+      if (!v.credential) continue;
+      ++result_.revoked_checks;
+      verdicts_.push_back({verifier.info.code.str(), v.credential->number, v.verdict, v.credential->version,
+                           world_.now(), holdsRevocation(verifier, v.credential->number)});
+    }
+  }
+
+  bool holdsRevocation(SimNode& n, const std::string& number) {
     auto stmt = n.node->database().prepare(
-        "SELECT c.number, COALESCE(s.status, '') FROM credentials c LEFT JOIN credential_status s ON s.number = c.number"
-        " ORDER BY c.number");
-    std::vector<std::pair<std::string, std::string>> held;
-    while (stmt) {
-      auto row = stmt->step();
-      if (!row || !*row) break;
-      auto issuer = DivisionCode::parse(stmt->columnText(0).substr(0, 12));
-      if (issuer && n.info.code.covers(*issuer)) held.emplace_back(stmt->columnText(0), stmt->columnText(1));
-    }
-    if (!held.empty()) {
-      const auto& [number, status] = held[credential_random_.below(held.size())];
-      const uint64_t dice = credential_random_.below(6);
-      const std::string next = status == "revoked"     ? ""
-                               : status == "suspended" ? (dice < 3 ? "active" : "revoked")
-                               : (dice < 2 ? "revoked" : dice < 4 ? "suspended" : "");
-      if (!next.empty()) {
-        auto changed = n.node->credentials().setStatus(number, next, "simulated " + next, world_.now());
-        if (!changed) {
-          checker_.violation("setting " + number + " " + next + " at " + n.info.code.str() + " failed: " +
-                             changed.status().toString());
-        } else {
-          ++result_.credential_status_changes;
-          world_.trace("credential " + number + " " + next + " at " + n.info.code.str());
-        }
-      }
-    }
-    checkNoRevokedCredentialIsValid(*live[credential_random_.below(live.size())]);
+        "SELECT COUNT(*) FROM credential_status_records WHERE number = ?1 AND status = 'revoked'");
+    if (!stmt) return false;
+    stmt->bind(1, number);
+    auto row = stmt->step();
+    return row && *row && stmt->columnInt64(0) > 0;
   }
 
-  // The safety invariant: a node that has received a revocation never reports "valid".
-  void checkNoRevokedCredentialIsValid(SimNode& n) {
-    auto stmt = n.node->database().prepare("SELECT number FROM credential_status WHERE status = 'revoked' LIMIT 50");
-    std::vector<std::string> revoked;
-    while (stmt) {
-      auto row = stmt->step();
-      if (!row || !*row) break;
-      revoked.push_back(stmt->columnText(0));
-    }
-    for (const auto& number : revoked) {
-      for (auto& holder : nodes_) {
-        if (!holder->node) continue;
-        auto sealed = holder->node->credentials().sealed(number);
-        if (!sealed || !*sealed) continue;
-        Verification v = n.node->credentials().verify(**sealed, world_.now());
-        ++result_.revoked_checks;
-        if (v.verdict == "valid") {
-          checker_.violation(n.info.code.str() + " reports " + number + " valid although it holds its revocation");
-        }
-        break;
+  // When each live node first stored a revocation of each number (its own record of it, which
+  // survives crashes), kept by the scenario even if the node later drops the record.
+  void recordRevocationsHeld() {
+    for (SimNode* n : liveNodes()) {
+      auto stmt = n->node->database().prepare(
+          "SELECT number, MIN(received_ms) FROM credential_status_records WHERE status = 'revoked' GROUP BY number");
+      while (stmt) {
+        auto row = stmt->step();
+        if (!row || !*row) break;
+        auto [it, added] = revocation_held_since_[n->info.code.str()].try_emplace(stmt->columnText(0), stmt->columnInt64(1));
+        if (!added) it->second = std::min<TimeMs>(it->second, stmt->columnInt64(1));
       }
     }
   }
 
-  // After healing: every credential is held, at its newest version, by its issuer, every
-  // ancestor of the issuer and the hall that accepted its case; every node holds the same
-  // winning status record of every credential that has one. Quiet unless `report`.
+  // The safety invariant: no node gave "valid" for a credential once it held a revocation of it
+  // — checked against the ledger (a verdict given before the ledger learnt of a revocation the
+  // node had already stored is caught too), and at the moment of the verdict.
+  void checkVerdicts() {
+    recordRevocationsHeld();
+    for (const auto& v : verdicts_) {
+      if (v.verdict != "valid") continue;
+      auto node = revocation_held_since_.find(v.node);
+      const bool held_before = node != revocation_held_since_.end() && node->second.count(v.number) &&
+                               node->second.at(v.number) < v.at_ms;
+      if (held_before || v.held_revocation_then) {
+        checker_.violation(v.node + " reported version " + std::to_string(v.version) + " of " + v.number +
+                           " valid at t=+" + std::to_string((v.at_ms - kSimulationStartMs) / 1000) +
+                           "s although it held a revocation of it since t=+" +
+                           std::to_string(held_before ? (node->second.at(v.number) - kSimulationStartMs) / 1000 : 0) + "s");
+      }
+    }
+  }
+
+  // --- the lost laptop ---
+  // A village's second certified key (a spare laptop the hall had), lost now: revoked from now on
+  // by the village's parent. The key is made from the scenario's credential randomness.
+  void loseSpareKey() {
+    std::vector<SimNode*> villages;
+    for (auto& n : nodes_) {
+      if (n->info.code.level() == Level::kVillage) villages.push_back(n.get());
+    }
+    if (villages.empty()) return;
+    SimNode& village = *villages[credential_random_.below(villages.size())];
+    SimNode* parent = nodeOf(*village.info.code.parent());
+    if (!parent) return;
+    auto spare = issueChildIdentity(parent->identity, village.info.code, village.info.name + " (spare laptop)",
+                                    KeyPair::fromSeed(keySeed(credential_random_)), 9000, kSimulationStartMs - 1000,
+                                    kSimulationStartMs + 365LL * 24 * 3600 * 1000);
+    if (!spare) {
+      checker_.violation("issuing the spare laptop's identity: " + spare.status().toString());
+      return;
+    }
+    auto revocation = signKeyRevocation(parent->identity, village.info.code, spare->keys.public_key, world_.now(),
+                                        "spare laptop lost");
+    if (!revocation) {
+      checker_.violation("signing the key revocation: " + revocation.status().toString());
+      return;
+    }
+    spare_ = std::move(spare).value();
+    spare_revocation_ = std::move(revocation).value();
+    world_.trace("spare key of " + village.info.code.str() + " lost");
+  }
+
+  // The thief signs with the lost key and hands the documents to the village's parent as the
+  // village would relay them up (what a stolen laptop on the hall's network does). A parent that
+  // already holds the revocation refuses them.
+  void thiefActs() {
+    if (!spare_) return;
+    const DivisionCode& village = spare_->division;
+    SimNode* parent = nodeOf(*village.parent());
+    if (!parent || !parent->node || !parent->node->catalogue().current()) return;
+    const Catalogue& cat = *parent->node->catalogue().current();
+    const CatalogueItem* item = nullptr;
+    for (const auto& i : cat.items) {
+      if (!i.issues.empty() && i.decide_level == Level::kVillage) item = item ? item : &i;
+    }
+    const TimeMs now = world_.now();
+    if (item) {
+      CredentialInfo forged;
+      forged.number = village.str() + "-L" + std::to_string(90000000 + thief_documents_.size());
+      forged.kind = item->issues;
+      forged.holder_id = residentId(credential_random_.below(1000));
+      forged.holder_name = "冒名";
+      forged.issuer = village.str();
+      forged.issuer_name = spare_->name;
+      forged.item_code = item->code;
+      forged.item_name = item->name;
+      forged.case_number = village.str() + "-99999999";
+      forged.origin = village.str();
+      forged.valid_from_ms = now;
+      forged.valid_until_ms = now + 90LL * 24 * 3600 * 1000;
+      forged.issued_at_ms = now;
+      forged.catalogue_version = cat.version;
+      injectAsRelayedBy(*parent, kCredentialUpKind, signCredential(*spare_, forged));
+    }
+    // A forged suspension of a credential the village issued, when the parent holds one.
+    for (const auto& h : heldCredentials(*parent)) {
+      if (h.issuer != village.str()) continue;
+      CredentialStatusInfo s{h.number, "suspended", 999, now, village.str(), spare_->name, "forged by the thief"};
+      injectAsRelayedBy(*parent, kCredentialStatusUpKind, signCredentialStatus(*spare_, s, 1));
+      break;
+    }
+  }
+
+  void injectAsRelayedBy(SimNode& parent, MessageKind up_kind, Bytes document) {
+    thief_documents_.push_back(document);
+    OpenedEnvelope relayed{spare_->division, up_kind, 0, world_.now(), parent.info.code, document, 0,
+                           spare_->keys.public_key, {}};
+    auto txn = parent.node->database().begin();
+    if (!txn) return;
+    Status st = parent.node->credentials().applyFromChild(relayed, world_.now());
+    if (st.isOk()) st = txn->commit();
+    world_.trace("thief's document at " + parent.info.code.str() + ": " + (st.isOk() ? "taken" : errorCodeName(st.code())));
+    if (st.isOk()) ++result_.forged_documents_taken;
+  }
+
+  void publishSpareKeyRevocation() {
+    if (!spare_) return;
+    std::vector<SimNode*> live = liveNodes();
+    if (live.empty()) return;
+    SimNode& at = *live[credential_random_.below(live.size())];
+    Status st = at.node->credentials().publishKeyRevocation(spare_revocation_, world_.now());
+    if (!st.isOk()) {
+      checker_.violation("publishing the key revocation at " + at.info.code.str() + " failed: " + st.toString());
+      return;
+    }
+    key_revocations_published_ = 1;
+    world_.trace("key revocation published at " + at.info.code.str());
+  }
+
+  // After healing: every credential is held, at its newest version and only that one as current,
+  // by its issuer, every ancestor of the issuer and the hall that accepted its case; every node
+  // knows that newest version (current_version, learnt from renewal notices where the
+  // credential itself is not held); every node holds the same winning status record of every
+  // credential that has one, and every key revocation; nothing the lost key signed after its
+  // revocation is held anywhere. Quiet unless `report`.
   bool credentialsConsistent(bool report) {
     bool ok = true;
     auto fail = [&](const std::string& what) {
@@ -632,10 +885,13 @@ class Scenario {
     };
     std::map<std::string, Held> newest;                             // number → newest version seen anywhere
     std::map<std::string, std::map<std::string, uint32_t>> held_at;  // node → number → version
+    std::map<std::string, std::map<std::string, uint32_t>> current_at;  // node → number → current version known
     std::map<std::string, std::map<std::string, std::string>> status_at;  // node → number → "status/version/by"
+    std::set<std::string> thief;  // the lost key's documents, as byte strings
+    for (const auto& d : thief_documents_) thief.emplace(d.begin(), d.end());
     for (auto& n : nodes_) {
       const std::string code = n->info.code.str();
-      auto creds = n->node->database().prepare("SELECT number, version, issuer, origin FROM credentials");
+      auto creds = n->node->database().prepare("SELECT number, version, issuer, origin, sealed FROM credentials");
       while (creds) {
         auto row = creds->step();
         if (!row || !*row) break;
@@ -644,12 +900,33 @@ class Scenario {
         Held& h = newest[creds->columnText(0)];
         if (version > h.version) h = {version, creds->columnText(2), creds->columnText(3)};
       }
+      auto current = n->node->database().prepare(
+          "SELECT number, MAX(v) FROM (SELECT number, version AS v FROM credential_versions"
+          " UNION ALL SELECT number, current_version AS v FROM credential_status_records) GROUP BY number");
+      while (current) {
+        auto row = current->step();
+        if (!row || !*row) break;
+        current_at[code][current->columnText(0)] = static_cast<uint32_t>(current->columnInt64(1));
+      }
       auto statuses = n->node->database().prepare("SELECT number, status, version, by_division FROM credential_status");
       while (statuses) {
         auto row = statuses->step();
         if (!row || !*row) break;
         status_at[code][statuses->columnText(0)] =
             statuses->columnText(1) + "/" + std::to_string(statuses->columnInt64(2)) + "/" + statuses->columnText(3);
+      }
+      auto kept = n->node->database().prepare(
+          "SELECT sealed FROM credential_versions UNION ALL SELECT sealed FROM credential_status_records");
+      while (kept && !thief.empty()) {
+        auto row = kept->step();
+        if (!row || !*row) break;
+        const Bytes held = kept->columnBlob(0);
+        if (thief.count(std::string(held.begin(), held.end()))) fail(code + " still holds a document signed with the revoked spare key");
+      }
+      auto revocations = countRows(*n->node, "SELECT COUNT(*) FROM key_revocations");
+      if (!revocations || *revocations != key_revocations_published_) {
+        fail(code + " holds " + std::to_string(revocations ? *revocations : 0) + " key revocations; " +
+             std::to_string(key_revocations_published_) + " were published");
       }
     }
     for (const auto& [number, h] : newest) {
@@ -667,6 +944,16 @@ class Scenario {
         if (it == held_at[code.str()].end() || it->second != h.version) {
           fail(code.str() + " holds " + (it == held_at[code.str()].end() ? "no copy" : "version " + std::to_string(it->second)) +
                " of credential " + number + "; the newest is version " + std::to_string(h.version));
+        }
+      }
+      // Exactly one current version: every node that knows the number knows the same newest one.
+      for (auto& n : nodes_) {
+        const std::string code = n->info.code.str();
+        auto it = current_at[code].find(number);
+        const bool must_know = h.version > 1 || held_at[code].count(number);
+        if (it == current_at[code].end() ? must_know : it->second != h.version) {
+          fail(code + " knows version " + (it == current_at[code].end() ? "none" : std::to_string(it->second)) +
+               " of credential " + number + " as current; the newest is version " + std::to_string(h.version));
         }
       }
     }
@@ -698,6 +985,13 @@ class Scenario {
     }
     return ok;
   }
+
+  std::optional<Identity> spare_;  // the lost laptop's identity (once lost)
+  Bytes spare_revocation_;
+  uint64_t key_revocations_published_ = 0;
+  std::vector<Bytes> thief_documents_;
+  std::vector<Verdict> verdicts_;
+  std::map<std::string, std::map<std::string, TimeMs>> revocation_held_since_;  // node → number → first stored
   // --- end credentials ---
 
   // --- forwarded cases: drain and invariant (issue #5) ---

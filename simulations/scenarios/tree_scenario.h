@@ -7,7 +7,8 @@
 //                            (a forwarded case's steps: by its child on the way down), and at
 //                            most once;
 //   liveness (after healing) within the bound, every message any node enqueued has been
-//                            applied exactly once at its parent, every outbox is empty, every
+//                            applied exactly once at its parent (or refused REVOKED: a relay of
+//                            what a revoked key signed), every outbox is empty, every
 //                            node has joined, every node holds the city's latest catalogue, and
 //                            every node holds exactly the case events its descendants recorded;
 //   roll-up  (after healing) no node has unsent supervision days; every node's subtree totals
@@ -23,11 +24,18 @@
 //                            conclusion time and full step list (index, step, time, actor); no
 //                            node holds a case its origin did not forward, none was returned;
 //                            and a tree with villages and a workload forwarded at least one.
-//   credentials (all the time) no node reports "valid" for a credential whose revocation it
-//                            holds; (after healing) every credential is held at its newest
-//                            version by its issuer, every ancestor of the issuer and the hall
-//                            that accepted its case, and every node holds the same winning
-//                            status record of every credential that has one.
+//   credentials (all the time) no node reports "valid" for a credential after it stored a
+//                            revocation of it (a ledger of verdicts given and of when each node
+//                            stored each revocation, checked at the end); (after healing) every
+//                            credential is held at its newest version by its issuer, every
+//                            ancestor of the issuer and the hall that accepted its case, every
+//                            node knows that newest version as current, every node holds the
+//                            same winning status record of every credential that has one and
+//                            every key revocation, and nothing a revoked key signed after its
+//                            revocation time is held anywhere. The workload renews (a forwarded
+//                            case's credential too, and once in a while at the instant an
+//                            ancestor suspends it) and a lost spare key is revoked after a thief
+//                            used it.
 // A workload runs through the fault phase: clerks at random halls submit applications for
 // items their level may accept, and staff move open cases along; the city publishes a new
 // catalogue version mid-run.
@@ -77,7 +85,10 @@ struct TreeScenarioResult {
   uint64_t catalogue_version = 0;
   uint64_t forwarded_cases = 0, forwarded_concluded = 0;  // after convergence
   uint64_t credentials_issued = 0, credential_statuses = 0;  // after convergence
-  uint64_t credential_status_changes = 0, revoked_checks = 0;
+  uint64_t credential_status_changes = 0, revoked_checks = 0;  // revoked_checks: verdicts recorded and checked
+  uint64_t credential_renewals = 0, concurrent_renewals = 0;    // renewals; of them, at the instant of a suspension
+  uint64_t forged_documents_taken = 0;  // documents the lost key signed that a node took before the revocation
+  uint64_t relays_refused_revoked = 0;  // relays of those refused REVOKED by a parent (the only refusal expected)
   uint64_t events = 0;
 };
 

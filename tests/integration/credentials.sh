@@ -89,7 +89,10 @@ out=$("$TB" verify --root "$NET/root.cert" --file "$NET/licence.txt" --catalogue
 [ "$rc" = 0 ] && grep -q 'NOT checked' <<< "$out" && grep -q 'with authority for SC-0001' <<< "$out" && grep -q 'no end date' <<< "$out" \
   && ok || fail "offline verify: rc $rc: $out"
 out=$("$TB" verify --keys "$NET/keys/$VB" --text "$TEXT" --json) && rc=0 || rc=$?
-[ "$rc" = 0 ] && jq -e '.verdict == "valid" and .status_checked == false' <<< "$out" > /dev/null && ok || fail "offline verify --keys: rc $rc: $out"
+[ "$rc" = 4 ] && jq -e '.verdict == "valid" and .status_checked == false and .authority_checked == false' <<< "$out" > /dev/null \
+  && ok || fail "offline verify --keys without --catalogue: exit 4 (authority not checked): rc $rc: $out"
+out=$("$TB" verify --root "$NET/root.cert" --text "$TEXT") && rc=0 || rc=$?
+[ "$rc" = 4 ] && grep -q "authority NOT checked" <<< "$out" && ok || fail "offline verify without --catalogue: rc $rc: $out"
 
 # --- tampered, truncated, garbage ---
 mid=$(( ${#TEXT} / 2 )); c=${TEXT:$mid:1}; [ "$c" = A ] && r=B || r=A

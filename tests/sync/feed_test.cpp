@@ -45,10 +45,12 @@ struct FeedNode {
   std::optional<Verifier> verifier;
   std::unique_ptr<Database> db;
   std::unique_ptr<Feed> feed;
+  Clock* clock = nullptr;
   // Applier observations since the last start.
   int calls = 0;
   int known = 0;
   int transient_failures = 0;  // entries starting with "flaky" fail this many times (kIo)
+  TimeMs future_until = 0;     // entries starting with "future" are kFutureDated before this time
 };
 
 class FeedTest : public ::testing::Test {
@@ -85,10 +87,16 @@ class FeedTest : public ::testing::Test {
     s.poll_interval_ms = poll_ms;
     s.request_timeout_ms = 500;
     FeedNode* np = &n;
+    n.clock = &world_.clock(n.endpoint);
     auto applier = [np](const Bytes& entry) -> Result<bool> {
       ++np->calls;
       const std::string text = toString(entry);
       if (text.rfind("refuse", 0) == 0) return Status(ErrorCode::kInvalidArgument, "the test refuses " + text);
+      // As the node layer's applier answers a record signed by a key it knows to be revoked.
+      if (text.rfind("revoked", 0) == 0) return Status(ErrorCode::kRevoked, "the test's key of " + text + " is revoked");
+      if (text.rfind("future", 0) == 0 && np->clock->now() < np->future_until) {
+        return Status(ErrorCode::kFutureDated, text + " is dated ahead of this node's clock");
+      }
       if (text.rfind("flaky", 0) == 0 && np->transient_failures > 0) {
         --np->transient_failures;
         return Status(ErrorCode::kIo, "disk hiccup");
@@ -557,6 +565,41 @@ TEST_F(FeedTest, AnEntryTheApplierRefusesForGoodIsSkippedAndTheRestArrive) {
   const int calls = nodes_[kDistrict].calls;
   runFor(3 * kPollMs);
   EXPECT_EQ(nodes_[kDistrict].calls, calls);
+}
+
+// A record signed by a key this node knows to be revoked can never become acceptable here: it
+// is skipped for good (and not passed on) rather than rolling every later pull back.
+TEST_F(FeedTest, AnEntrySignedByARevokedKeyIsSkippedForGoodAndDoesNotStallTheFeed) {
+  start(kCity);
+  start(kDistrict);
+  start(kTown);
+  appendAt(kCity, {"a", "revoked record", "b"});
+  runFor(4 * kPollMs);
+  EXPECT_EQ(seen(kDistrict), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(log(kDistrict), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(state(kDistrict).parent_cursor, 3u);
+  EXPECT_EQ(state(kDistrict).link, "up");
+  EXPECT_EQ(store_testing::queryText(*nodes_[kDistrict].db, "SELECT outcome FROM feed_rejected"), "REVOKED");
+  EXPECT_EQ(log(kTown), (std::vector<std::string>{"a", "b"}));
+}
+
+// An entry dated ahead of this node's clock (beyond the allowed skew) becomes acceptable once the
+// clock catches up: the batch is retried, never skipped, and nothing after it is lost.
+TEST_F(FeedTest, AnEntryDatedAheadOfTheClockIsRetriedUntilTheClockCatchesUpAndThenArrivesWithTheRest) {
+  start(kCity);
+  start(kDistrict);
+  start(kTown);
+  nodes_[kDistrict].future_until = world_.now() + 10 * kPollMs;
+  appendAt(kCity, {"a", "future revocation", "b"});
+  runFor(5 * kPollMs);
+  EXPECT_TRUE(log(kDistrict).empty()) << "the batch is rolled back, not skipped past";
+  EXPECT_EQ(state(kDistrict).parent_cursor, 0u);
+  EXPECT_EQ(state(kDistrict).skipped_total, 0u);
+  EXPECT_NE(state(kDistrict).last_error.find("FUTURE_DATED"), std::string::npos) << state(kDistrict).last_error;
+  runFor(8 * kPollMs);
+  EXPECT_EQ(log(kDistrict), (std::vector<std::string>{"a", "future revocation", "b"}));
+  EXPECT_EQ(log(kTown), (std::vector<std::string>{"a", "future revocation", "b"})) << "and its subtree gets it";
+  EXPECT_EQ(state(kDistrict).skipped_total, 0u);
 }
 
 TEST_F(FeedTest, ALongLogArrivesInBatchesWithinOnePull) {

@@ -454,11 +454,58 @@ TEST_F(ForwardingTest, AHeldCaseKeepsTheDecideLevelItWasForwardedFor) {
   auto version = at(kCity).catalogue().publish(at(kCity).identity(), moved, world_.now());
   ASSERT_TRUE(version.isOk()) << version.status().toString();
   ASSERT_TRUE(runUntil([&] { return at(kDistrict).catalogue().version() == *version; }, 30'000));
-  for (const char* step : {"undertake", "review", "approve"}) {
+  for (const char* step : {"undertake", "review", "approve", "conclude"}) {
     Status st = stepAt(kDistrict, c.number, step);
     EXPECT_TRUE(st.isOk()) << step << ": " << st.toString();
   }
   EXPECT_EQ(at(kDistrict).cases().get(c.number)->decided_at, "district");
+
+  // Its credential is issued under the version the case was accepted under, so every node that
+  // holds the newer catalogue still finds the district had the authority, and the hall where the
+  // citizen applied gets it with the conclusion.
+  const std::string number = at(kDistrict).cases().get(c.number)->credential;
+  ASSERT_FALSE(number.empty()) << "the conclusion issued no credential";
+  ASSERT_TRUE(runUntil([&] { return at(kVillage).cases().get(c.number)->state == CaseState::kConcluded; }, 30'000))
+      << at(kVillage).cases().get(c.number)->location;
+  EXPECT_EQ(at(kVillage).cases().get(c.number)->credential, number);
+  auto sealed = at(kDistrict).credentials().sealed(number);
+  ASSERT_TRUE(sealed.isOk() && sealed->has_value());
+  for (const char* code : {kCity, kDistrict, kVillage}) {
+    ASSERT_TRUE(runUntil([&] { return at(code).credentials().listByNumber(number).value().has_value(); }, 30'000))
+        << code << " never took in " << number;
+    Verification v = at(code).credentials().verify(**sealed, world_.now());
+    EXPECT_EQ(v.verdict, "valid") << code << ": " << v.reason;
+    ASSERT_TRUE(v.credential.has_value());
+    EXPECT_EQ(v.credential->catalogue_version, c.catalogue_version);
+  }
+}
+
+// A transfer sealed by a village whose clock runs ten minutes fast is dated beyond the skew the
+// town accepts: that is a refusal time cures, so it waits in the village's outbox (retried, not
+// set aside) and is taken in once the town's clock has caught up.
+TEST_F(ForwardingTest, ATransferDatedAheadOfTheTownsClockWaitsAndIsTakenInOnceTheClockCatchesUp) {
+  startChain();
+  Node& village = at(kVillage);
+  const CatalogueItem* item = village.catalogue().current()->find("HW-0012");
+  ASSERT_NE(item, nullptr);
+  const TimeMs fast = world_.now() + 10 * 60'000;
+  IntakeRequest request{"HW-0012", kPerson, "张三", "13800000000", {}, "", {}};
+  for (const auto& kind : item->materials) {
+    auto record = village.materials().put(toBytes("scan of " + kind), kind, kPerson, "image/jpeg", "clerk", fast);
+    ASSERT_TRUE(record.isOk());
+    request.materials.push_back({kind, record->hash});
+  }
+  auto c = village.cases().submit(request, clerk_, fast);
+  ASSERT_TRUE(c.isOk() && c->forwarded) << c.status().toString();
+
+  runFor(2 * 60'000);
+  EXPECT_EQ(at(kDistrict).cases().get(c->number).status().code(), ErrorCode::kNotFound) << "not acceptable yet";
+  EXPECT_EQ(count(kVillage, "SELECT COUNT(*) FROM outbox_rejected"), 0u) << "set aside for good";
+  EXPECT_EQ(count(kVillage, "SELECT COUNT(*) FROM outbox WHERE kind = 105"), 1u) << "no longer waiting to be sent";
+
+  runFor(10 * 60'000);
+  EXPECT_TRUE(at(kDistrict).cases().get(c->number).isOk()) << at(kVillage).cases().get(c->number)->location;
+  EXPECT_EQ(count(kVillage, "SELECT COUNT(*) FROM outbox_rejected"), 0u);
 }
 
 // A genuine transfer the decider may not take in (here: a material seal the origin's key did not

@@ -1,6 +1,7 @@
 // The catalogue's authoring format and its sealed encoding, for the validity period an item
 // gives the credential it issues ("validity_days"): read, checked with errors that name the
-// item, carried through the Cap'n Proto encoding, and absent in older catalogues.
+// item, carried through the Cap'n Proto encoding, and absent in older catalogues. And the
+// authority history every published version carries: who decided an item in which version.
 #include "node/catalogue/catalogue.h"
 
 #include <fstream>
@@ -8,8 +9,10 @@
 
 #include <gtest/gtest.h>
 
+#include "federation/trust/certificate.h"
 #include "federation/util/capnp_io.h"
 #include "schema/node.capnp.h"
+#include "tests/support/store_helpers.h"
 
 namespace tongban {
 namespace {
@@ -131,6 +134,50 @@ TEST(CatalogueValidityTest, TheSampleCatalogueStatesAValidityForEveryItemThatIss
   }
   EXPECT_EQ(parsed->find("SC-0001")->validity_days, std::optional<int>(0)) << "a business licence is long-term (长期)";
   EXPECT_EQ(parsed->find("SC-0035")->validity_days, std::optional<int>(1826)) << "a food business licence: five years";
+}
+
+// The city publishes three versions: SC-0001 moves from district to city level in version 2,
+// CG-0101 leaves in version 3. Every version answers for the ones before it.
+TEST(CatalogueAuthorityTest, EveryPublishedVersionSaysWhoDecidedEachItemInEveryEarlierVersion) {
+  store_testing::TempDir dir;
+  auto db = store_testing::openDb(dir.file("c.db"), Synchronous::kOff);
+  const DivisionCode city = DivisionCode::parse("440600000000").value();
+  std::array<uint8_t, 32> seed{};
+  seed.fill(1);
+  Identity root = createRootIdentity(city, "city", KeyPair::fromSeed(seed), 0, INT64_MAX / 4).value();
+  KindRegistry kinds;
+  registerCatalogueKind(kinds);
+  Verifier verifier = Verifier::create(root.root_certificate, &kinds).value();
+  CatalogueStore store = CatalogueStore::open(*db, verifier, city).value();
+  Catalogue c = parse(catalogueWith("")).value();
+  CatalogueItem licence = c.items[0];
+  licence.code = "SC-0001";
+  licence.issues = "business_license";
+  c.items.push_back(licence);
+  ASSERT_EQ(store.publish(root, c, 1000).value(), 1u);
+  c.items[1].decide_level = Level::kCity;
+  ASSERT_EQ(store.publish(root, c, 2000).value(), 2u);
+  c.items.erase(c.items.begin());
+  ASSERT_EQ(store.publish(root, c, 3000).value(), 3u);
+  EXPECT_EQ(store.publish(root, c, 4000).status().code(), ErrorCode::kAlreadyExists) << "the history is not content";
+
+  // What a node receives: the sealed document, decoded.
+  const Catalogue v3 = decodeCatalogue(encodeCatalogue(*store.current())).value();
+  ASSERT_EQ(v3.version, 3u);
+  EXPECT_EQ(v3.authorityAt("SC-0001", 1)->decide_level, Level::kDistrict);
+  EXPECT_EQ(v3.authorityAt("SC-0001", 2)->decide_level, Level::kCity);
+  EXPECT_EQ(v3.authorityAt("SC-0001", 3)->decide_level, Level::kCity);
+  EXPECT_EQ(v3.authorityAt("SC-0001", 3)->issues, "business_license");
+  EXPECT_EQ(v3.authorityAt("CG-0101", 2)->decide_level, Level::kDistrict);
+  EXPECT_FALSE(v3.authorityAt("CG-0101", 3).has_value()) << "removed in version 3";
+  EXPECT_FALSE(v3.authorityAt("XX-0000", 1).has_value());
+}
+
+// A catalogue sealed before the history existed answers from its own items.
+TEST(CatalogueAuthorityTest, ACatalogueWithoutAHistoryAnswersFromItsItems) {
+  auto decoded = decodeCatalogue(encodedItem(std::nullopt));
+  ASSERT_TRUE(decoded.isOk());
+  EXPECT_EQ(decoded->authorityAt("SC-0001", 3)->decide_level, Level::kDistrict);
 }
 
 }  // namespace
