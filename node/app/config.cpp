@@ -1,5 +1,7 @@
 #include "node/app/config.h"
 
+#include <algorithm>
+
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -48,7 +50,7 @@ Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::stri
       "division", "name", "data_dir", "key_dir", "root_cert", "nats_urls", "synchronous", "heartbeat_interval_ms",
       "request_timeout_ms", "retry_initial_ms", "retry_max_ms", "log_level", "revocations",
       "http_listen", "calendar_files", "catalogue_file", "yellow_working_days", "session_lifetime_s", "supervision_interval_ms", "light_scan_interval_ms",
-      "clock_offset_days", "catalogue_poll_ms", "feed_poll_ms", "fetch_cache_max_bytes"};
+      "clock_offset_days", "catalogue_poll_ms", "feed_poll_ms", "fetch_cache_max_bytes", "expected_children"};
   for (const auto& [key, value] : t) {
     if (!kKnownKeys.count(std::string(key.str()))) {
       return bad(origin, std::string(key.str()), "is not a known setting (see docs/operations.md)");
@@ -94,6 +96,24 @@ Result<NodeConfig> parseNodeConfig(const std::string& toml_text, const std::stri
     }
   } else if (t["revocations"]) {
     return bad(origin, "revocations", "must be an array of file paths");
+  }
+  // The children this node waits for in its completeness watermark (docs/protocol.md): one that
+  // never reached this node holds it at 0 instead of being unknown here.
+  if (auto* kids = t["expected_children"].as_array()) {
+    for (const auto& k : *kids) {
+      auto text = k.value<std::string>();
+      auto child = text ? DivisionCode::parse(*text) : Result<DivisionCode>(Status(ErrorCode::kInvalidArgument, "not a string"));
+      if (!child) return bad(origin, "expected_children", "must list 12-digit division codes (" + child.status().message() + ")");
+      if (!c.division.isParentOf(*child)) {
+        return bad(origin, "expected_children", child->str() + " is not a direct child of " + c.division.str());
+      }
+      if (std::find(c.expected_children.begin(), c.expected_children.end(), *child) != c.expected_children.end()) {
+        return bad(origin, "expected_children", child->str() + " is listed twice");
+      }
+      c.expected_children.push_back(*child);
+    }
+  } else if (t["expected_children"]) {
+    return bad(origin, "expected_children", "must be an array of division codes");
   }
   c.http_listen = t["http_listen"].value_or(std::string());
   if (!c.http_listen.empty() && c.http_listen.rfind(':') == std::string::npos) {

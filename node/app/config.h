@@ -20,6 +20,7 @@
 //   catalogue_poll_ms = 60000                       # how often the parent is asked for a newer catalogue
 //   feed_poll_ms = 30000                            # how often the parent is asked for new status records
 //   fetch_cache_max_bytes = 2147483648              # files fetched from descendants kept, LRU beyond
+//   expected_children = ["440604001001"]            # direct children the completeness watermark waits for
 //   log_level  = "info"
 #pragma once
 
@@ -55,6 +56,7 @@ struct NodeConfig {
   DurationMs catalogue_poll_ms = 60 * 1000;
   DurationMs feed_poll_ms = 30 * 1000;    // the feed of credential status records and key revocations
   uint64_t fetch_cache_max_bytes = kDefaultFetchCacheMaxBytes;  // files fetched from descendants kept
+  std::vector<DivisionCode> expected_children;  // direct children only; empty: those that reached it
 };
 
 // Parses and validates; every error names the key and says what is expected.

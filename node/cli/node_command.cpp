@@ -80,6 +80,7 @@ int runNode(const std::string& config_path) {
   options.catalogue_poll_ms = config->catalogue_poll_ms;
   options.feed.poll_interval_ms = config->feed_poll_ms;
   options.material_fetch.cache_max_bytes = config->fetch_cache_max_bytes;
+  options.expected_children = config->expected_children;
   for (const auto& file : config->revocation_files) {
     auto revocation = readFileBytes(file);
     if (!revocation) return fail(revocation.status().withContext("revocations"));

@@ -187,6 +187,7 @@ light_scan_interval_ms = ${NET_LIGHT_SCAN_MS:-2000}
 clock_offset_days = ${NET_CLOCK_OFFSET_DAYS:-0}
 catalogue_poll_ms = ${NET_CATALOGUE_POLL_MS:-2000}
 feed_poll_ms = ${NET_FEED_POLL_MS:-2000}
+expected_children = [$(awk -v p="$code" '$3 == p { printf "%s\"%s\"", (n++ ? ", " : ""), $1 }' "$NET/divisions.txt")]
 $extra
 TOML
     "$TB" node --config "$conf" > "$NET/logs/$code.log" 2>&1 &

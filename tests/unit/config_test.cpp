@@ -72,6 +72,29 @@ TEST(NodeConfig, EachBadSettingIsNamedInTheError) {
   EXPECT_NE(backwards.message().find("'retry_max_ms'"), std::string::npos) << backwards.message();
 }
 
+TEST(NodeConfig, ExpectedChildrenAreDirectChildrenListedOnce) {
+  auto c = parseNodeConfig(std::string(kValid).replace(std::string(kValid).find("440604001001"), 12, "440604001000") +
+                               "expected_children = [\"440604001001\", \"440604001002\"]\n",
+                           "node.toml");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  ASSERT_EQ(c->expected_children.size(), 2u);
+  EXPECT_EQ(c->expected_children[1].str(), "440604001002");
+  EXPECT_TRUE(parseNodeConfig(kValid, "node.toml")->expected_children.empty()) << "none unless listed";
+
+  const std::string town = std::string(kValid).replace(std::string(kValid).find("440604001001"), 12, "440604001000");
+  for (const auto& [line, says] : std::vector<std::pair<std::string, std::string>>{
+           {"expected_children = [\"440604002001\"]", "440604002001 is not a direct child of 440604001000"},
+           {"expected_children = [\"440604000000\"]", "is not a direct child"},
+           {"expected_children = [\"4406\"]", "12-digit division codes"},
+           {"expected_children = [\"440604001001\", \"440604001001\"]", "listed twice"},
+           {"expected_children = \"440604001001\"", "must be an array"}}) {
+    auto st = parseError(town + line + "\n");
+    EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument) << line;
+    EXPECT_NE(st.message().find("'expected_children'"), std::string::npos) << st.message();
+    EXPECT_NE(st.message().find(says), std::string::npos) << st.message();
+  }
+}
+
 TEST(NodeConfig, SyntaxErrorsGiveTheLine) {
   auto st = parseError("division = \"440604001001\"\nname = \n");
   EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
