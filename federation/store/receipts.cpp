@@ -19,6 +19,16 @@ const std::vector<Migration> kReceiptsMigrations = {
      "CREATE TABLE cursors("
      "  origin TEXT PRIMARY KEY,"
      "  last_seq INTEGER NOT NULL);"},
+    // refusals: every (origin, seq) that verified and was refused for good, with the answer given,
+    // so a re-delivery gets the same answer. Only refused messages land here: a handful.
+    {2,
+     "CREATE TABLE refusals("
+     "  origin TEXT NOT NULL,"
+     "  seq INTEGER NOT NULL,"
+     "  outcome TEXT NOT NULL,"
+     "  message TEXT NOT NULL,"
+     "  refused_ms INTEGER NOT NULL,"
+     "  PRIMARY KEY(origin, seq));"},
 };
 
 // SQLite integers are signed 64-bit. A sequence above that range (only a hostile or broken
@@ -70,6 +80,29 @@ Status Receipts::record(const std::string& origin, uint64_t seq, TimeMs now_ms) 
                                                      "last_seq = MAX(last_seq, excluded.last_seq)"));
   cursor.bind(1, origin).bind(2, static_cast<int64_t>(seq));
   return cursor.run().withContext("advancing the cursor of " + origin);
+}
+
+Status Receipts::recordRefusal(const std::string& origin, uint64_t seq, const Refusal& refusal, TimeMs now_ms) {
+  if (!db_->inTransaction()) {
+    return Status(ErrorCode::kFailedPrecondition, "recording the refusal of " + origin + "#" + std::to_string(seq) +
+                                                      " outside a transaction");
+  }
+  TB_RETURN_IF_ERROR(checkStorable(origin, seq));
+  TB_ASSIGN_OR_RETURN(Statement insert, db_->prepare(
+      "INSERT OR IGNORE INTO refusals(origin, seq, outcome, message, refused_ms) VALUES(?1, ?2, ?3, ?4, ?5)"));
+  insert.bind(1, origin).bind(2, static_cast<int64_t>(seq)).bind(3, refusal.outcome).bind(4, refusal.message);
+  insert.bind(5, now_ms);
+  return insert.run().withContext("recording the refusal of " + origin + "#" + std::to_string(seq));
+}
+
+Result<std::optional<Receipts::Refusal>> Receipts::refusal(const std::string& origin, uint64_t seq) {
+  TB_RETURN_IF_ERROR(checkStorable(origin, seq));
+  TB_ASSIGN_OR_RETURN(Statement stmt,
+                      db_->prepare("SELECT outcome, message FROM refusals WHERE origin = ?1 AND seq = ?2"));
+  stmt.bind(1, origin).bind(2, static_cast<int64_t>(seq));
+  TB_ASSIGN_OR_RETURN(bool row, stmt.step());
+  if (!row) return std::optional<Refusal>();
+  return std::make_optional(Refusal{stmt.columnText(0), stmt.columnText(1)});
 }
 
 Result<uint64_t> Receipts::lastSeq(const std::string& origin) {

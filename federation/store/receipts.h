@@ -3,6 +3,7 @@
 // delivered twice is applied once (at-least-once delivery, exactly-once effect).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "federation/store/database.h"
@@ -24,6 +25,18 @@ class Receipts : public ReplayGuard {
   Status record(const std::string& origin, uint64_t seq, TimeMs now_ms);
 
   Result<uint64_t> lastSeq(const std::string& origin);
+
+  // A message that verified but that this node refused for good (its applier said no). Kept so
+  // that a re-delivery — the sender never got the answer, its ack was lost — is answered with the
+  // same refusal, instead of ROLLBACK ("older than the last accepted, never seen"), which would
+  // wrongly tell the sender it lost state. Must be inside a transaction of its own (the applying
+  // one rolled back). Nothing is recorded for what did not verify: its claims are not authentic.
+  struct Refusal {
+    std::string outcome;  // the error code's name, as the ack said it
+    std::string message;
+  };
+  Status recordRefusal(const std::string& origin, uint64_t seq, const Refusal& refusal, TimeMs now_ms);
+  Result<std::optional<Refusal>> refusal(const std::string& origin, uint64_t seq);
 
  private:
   explicit Receipts(Database& db) : db_(&db) {}

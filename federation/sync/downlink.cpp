@@ -1,6 +1,7 @@
 #include "federation/sync/downlink.h"
 
 #include <algorithm>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -142,8 +143,24 @@ AckResultMsg Downlink::applyOne(const Bytes& sealed, std::string* signer, bool* 
       return result;
     }
     if (!isPermanent(st.code())) {
+      spdlog::warn("[{}] cannot take an envelope yet (its sender retries): {}", identity_.division.str(), st.toString());
       *transient = true;
       return result;
+    }
+    if (st.code() == ErrorCode::kRollback) {
+      // Everything but the sequence verified. A message refused for good before, sent again
+      // because the refusal's ack was lost, gets the same answer again.
+      if (auto claimed = peekEnvelope(sealed)) {
+        auto before = receipts_.refusal(claimed->signer, claimed->seq);
+        if (before && *before) {
+          *signer = claimed->signer;
+          result.seq = claimed->seq;
+          ++counters_.rejected;
+          result.outcome = (*before)->outcome;
+          result.message = (*before)->message;
+          return result;
+        }
+      }
     }
     spdlog::warn("[{}] rejected an envelope: {}", identity_.division.str(), st.toString());
     // Report the seq the envelope claims, so its sender can set it aside; the ack is signed by
@@ -156,13 +173,29 @@ AckResultMsg Downlink::applyOne(const Bytes& sealed, std::string* signer, bool* 
   }
   *signer = opened->signer.str();
   result.seq = opened->seq;
+  // A genuine message refused for good: the refusal is kept (a transaction of its own, after the
+  // applying one rolled back) so that a re-delivery is answered the same.
+  auto refuse = [&](const Status& st) {
+    auto txn = db_.begin();
+    Status kept = txn ? receipts_.recordRefusal(opened->signer.str(), opened->seq,
+                                                Receipts::Refusal{errorCodeName(st.code()), st.message()}, clock_.now())
+                      : txn.status();
+    if (kept.isOk()) kept = txn->commit();
+    if (!kept.isOk()) {
+      spdlog::warn("[{}] could not keep the refusal of {} seq {}: {}", identity_.division.str(), opened->signer.str(),
+                   opened->seq, kept.toString());
+    }
+    return fail(st);
+  };
   auto it = appliers_.find(opened->kind);
   if (it == appliers_.end()) {
-    return fail(Status(ErrorCode::kUnauthorized, "no applier for message kind " + std::to_string(opened->kind) +
-                                                     " at " + identity_.division.str()));
+    return refuse(Status(ErrorCode::kUnauthorized, "no applier for message kind " + std::to_string(opened->kind) +
+                                                       " at " + identity_.division.str()));
   }
-  auto txn = db_.begin();
-  if (!txn) {
+  std::optional<Transaction> txn;
+  if (auto begun = db_.begin()) {
+    txn.emplace(std::move(begun).value());
+  } else {
     *transient = true;
     return result;
   }
@@ -177,7 +210,10 @@ AckResultMsg Downlink::applyOne(const Bytes& sealed, std::string* signer, bool* 
   if (st.isOk()) st = receipts_.record(opened->signer.str(), opened->seq, clock_.now());
   if (st.isOk()) st = txn->commit();
   if (!st.isOk()) {
-    if (isPermanent(st.code())) return fail(st);  // the transaction rolls back on destruction
+    if (isPermanent(st.code())) {
+      txn.reset();  // rolls the applier's effects back
+      return refuse(st);
+    }
     spdlog::warn("[{}] could not apply {} seq {} yet: {}", identity_.division.str(), opened->signer.str(),
                  opened->seq, st.toString());
     *transient = true;

@@ -34,6 +34,7 @@ struct SimArgs {
   bool progress = false;
   bool no_faults = false;
   std::string work_dir;
+  std::string log_level = "off";
 };
 
 std::string hex(uint64_t v) {
@@ -51,7 +52,9 @@ std::string replayCommand(const SimArgs& a, uint64_t seed) {
 }
 
 int runSim(SimArgs a) {
-  spdlog::set_level(spdlog::level::off);  // thousands of simulated nodes' logs help nobody; traces do
+  // Off by default: thousands of simulated nodes' logs help nobody, traces do. For one failing
+  // seed, `--log warn` shows what the nodes said (timestamps are the wall clock, not virtual).
+  spdlog::set_level(spdlog::level::from_str(a.log_level));
   auto topology = Topology::loadFile(a.topology);
   if (!topology) {
     std::cerr << "error: " << topology.status().toString() << "\n";
@@ -163,6 +166,8 @@ void registerSimCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--catalogue", a.catalogue, "Catalogue the city publishes");
   cmd->add_option("--workload-minutes", a.workload_minutes, "An application and a case step every N virtual minutes (0: none)");
   cmd->add_option("--work-dir", a.work_dir, "Where the simulated nodes' SQLite files go");
+  cmd->add_option("--log", a.log_level, "Node log level while simulating (off, error, warn, info, debug)")
+      ->check(CLI::IsMember({"off", "critical", "error", "warn", "info", "debug", "trace"}));
   cmd->callback([exit_code] { *exit_code = runSim(a); });
 }
 

@@ -683,13 +683,17 @@ class Scenario {
 
   // `n` suspends a credential issued by a strict descendant of it that is running, and that
   // issuer renews it at the same instant: the two must converge to "suspended, new version".
+  // Only credentials the issuer holds: what the thief signed with the lost key names the village
+  // as its issuer, but the village never had it and cannot renew it.
   void suspendWhileRenewing(SimNode& n) {
     std::vector<std::pair<std::string, SimNode*>> candidates;
     for (const auto& h : heldCredentials(n)) {
       auto issuer = DivisionCode::parse(h.issuer);
       if (!issuer || !n.info.code.isAncestorOf(*issuer) || (!h.status.empty() && h.status != "active")) continue;
       SimNode* at_issuer = nodeOf(*issuer);
-      if (at_issuer && at_issuer->node) candidates.emplace_back(h.number, at_issuer);
+      if (!at_issuer || !at_issuer->node) continue;
+      auto held = at_issuer->node->credentials().listByNumber(h.number);
+      if (held && held->has_value()) candidates.emplace_back(h.number, at_issuer);
     }
     if (candidates.empty()) return;
     const auto& [number, issuer] = candidates[credential_random_.below(candidates.size())];

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "federation/sync/downlink.h"
+#include "node/credentials/credentials.h"
 #include "tests/support/sim_tree.h"
 
 namespace tongban {
@@ -135,6 +136,59 @@ TEST_F(OutboxTest, EnvelopeFromANodeThatIsNotAChildIsRefusedForGood) {
   EXPECT_EQ(ack.results[0].seq, 1u);
   EXPECT_EQ(ack.results[0].outcome, "UNAUTHORIZED");
   EXPECT_TRUE(nodes_["440604001000"]->status().value().children.empty());
+}
+
+// The ack of a refusal can be lost like any other; the sender then sends the message again. It
+// must hear the same refusal, not ROLLBACK ("older than the last accepted, never seen", which
+// says the sender lost state), or it would set the message aside for a reason that is not true.
+TEST_F(OutboxTest, AMessageRefusedForGoodIsRefusedTheSameWhenItComesAgain) {
+  start("440604001000");
+  const DivisionCode town = DivisionCode::parse("440604001000").value();
+  const Identity& village = identities_["440604001001"];
+  int client = world_.addEndpoint(DivisionCode::parse("440604001001").value(), "village-by-hand");
+  KindRegistry kinds;
+  registerFederationKinds(kinds);
+  auto verifier = Verifier::create(identities_["440600000000"].root_certificate, &kinds).value();
+  auto seal = [&](uint64_t seq, MessageKind kind, Bytes payload) {
+    SealParams p;
+    p.kind = kind;
+    p.seq = seq;
+    p.timestamp_ms = world_.now();
+    p.target = town;
+    p.payload = std::move(payload);
+    return sealEnvelope(village, p);
+  };
+  auto send = [&](std::vector<Bytes> envelopes) {
+    std::optional<Result<Bytes>> reply;
+    world_.transport(client).request("tb.440604001000.up", encode(OutboxBatchMsg{7, std::move(envelopes)}), 500,
+                                     [&](Result<Bytes> r) { reply.emplace(std::move(r)); });
+    runFor(1000);
+    EXPECT_TRUE(reply.has_value() && reply->isOk());
+    if (!reply || !reply->isOk()) return std::vector<AckResultMsg>{};
+    auto opened = verifier.open(reply->value(), village.division, world_.now(), nullptr);
+    EXPECT_TRUE(opened.isOk()) << opened.status().toString();
+    return opened ? decodeOutboxAck(opened->payload).value().results : std::vector<AckResultMsg>{};
+  };
+
+  // Seq 2 is never sent; seq 3 is a credential relay that does not decode.
+  auto first = send({seal(1, kinds::kJoin, encode(JoinMsg{"祖庙第1社区", "test"})),
+                     seal(3, kCredentialUpKind, toBytes("not a sealed credential")),
+                     seal(4, kinds::kHeartbeat, encode(HeartbeatMsg{}))});
+  ASSERT_EQ(first.size(), 3u);
+  EXPECT_EQ(first[0].outcome, "applied");
+  EXPECT_NE(first[1].outcome, "applied");
+  EXPECT_NE(first[1].outcome, "ROLLBACK");
+  EXPECT_EQ(first[2].outcome, "applied");
+
+  auto again = send({seal(3, kCredentialUpKind, toBytes("not a sealed credential"))});
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].seq, 3u);
+  EXPECT_EQ(again[0].outcome, first[1].outcome) << again[0].message;
+  EXPECT_EQ(again[0].message, first[1].message);
+
+  auto never_sent = send({seal(2, kinds::kHeartbeat, encode(HeartbeatMsg{}))});
+  ASSERT_EQ(never_sent.size(), 1u);
+  EXPECT_EQ(never_sent[0].outcome, "ROLLBACK") << "an older seq never seen is still a rollback";
 }
 
 TEST_F(OutboxTest, ARevokedVillageKeyIsRefusedAndItsMessagesAreSetAsideNotLost) {
