@@ -76,11 +76,14 @@ class [[nodiscard]] Result {
   bool isOk() const { return std::holds_alternative<T>(v_); }
   explicit operator bool() const { return isOk(); }
 
+  // On a temporary Result the value is moved out, not referenced: `for (auto& x : f().value())`
+  // and `const auto& v = *f();` would otherwise point into a Result destroyed at the semicolon.
   const T& value() const& { assert(isOk()); return std::get<T>(v_); }
   T& value() & { assert(isOk()); return std::get<T>(v_); }
-  T&& value() && { assert(isOk()); return std::get<T>(std::move(v_)); }
+  T value() && { assert(isOk()); return std::get<T>(std::move(v_)); }
   const T& operator*() const& { return value(); }
   T& operator*() & { return value(); }
+  T operator*() && { return std::move(*this).value(); }
   const T* operator->() const { return &value(); }
   T* operator->() { return &value(); }
 
