@@ -20,6 +20,8 @@ const char* levelName(Level level) {
   return "unknown";
 }
 
+std::string describeDivision(const DivisionCode& code) { return std::string(levelName(code.level())) + " " + code.str(); }
+
 Result<Level> parseLevel(std::string_view name) {
   if (name == "city") return Level::kCity;
   if (name == "district") return Level::kDistrict;

@@ -58,6 +58,9 @@ class DivisionCode {
   Level level_ = Level::kCity;
 };
 
+// "district 440604000000": how error messages name a division.
+std::string describeDivision(const DivisionCode& code);
+
 // A named division in a topology file.
 struct DivisionInfo {
   DivisionCode code;

@@ -70,7 +70,6 @@ Status checkDeclaredLevel(const trust_internal::SignedCertificateParts& parts) {
   return Status::ok();
 }
 
-std::string describe(const DivisionCode& code) { return std::string(levelName(code.level())) + " " + code.str(); }
 
 }  // namespace
 
@@ -121,9 +120,9 @@ Result<Identity> issueChildIdentity(const Identity& parent, const DivisionCode& 
                                     TimeMs valid_until_ms) {
   if (!parent.division.isParentOf(child)) {
     auto real_parent = child.parent();
-    std::string what = real_parent ? child.str() + " is a " + levelName(child.level()) + " of " + describe(*real_parent)
+    std::string what = real_parent ? child.str() + " is a " + levelName(child.level()) + " of " + describeDivision(*real_parent)
                                    : child.str() + " is a city";
-    return Status(ErrorCode::kInvalidArgument, what + ", not a child of " + describe(parent.division));
+    return Status(ErrorCode::kInvalidArgument, what + ", not a child of " + describeDivision(parent.division));
   }
   CertificateInfo info{serial, child, child_keys.public_key, parent.division, valid_from_ms, valid_until_ms, name};
   TB_ASSIGN_OR_RETURN(Bytes cert, signCertificate(info, parent.keys.secret_key));

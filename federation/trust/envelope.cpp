@@ -19,7 +19,6 @@ constexpr size_t kMaxCachedCertificates = 4096;
 // The outer frame holds three pointers: reading it touches each word about once.
 constexpr DecodeLimits kOuterLimits{2, 2};
 
-std::string describe(const DivisionCode& code) { return std::string(levelName(code.level())) + " " + code.str(); }
 
 std::string keyPrefix(const PublicKey& key) { return hexEncode(key.data(), 4) + "…"; }
 
@@ -139,7 +138,7 @@ Result<Verifier> Verifier::create(const Bytes& root_certificate, const KindRegis
   }
   const CertificateInfo& info = parts->info;
   if (info.division.level() != Level::kCity) {
-    return Status(ErrorCode::kUntrustedChain, "the root certificate names " + describe(info.division) +
+    return Status(ErrorCode::kUntrustedChain, "the root certificate names " + describeDivision(info.division) +
                                                   "; a network's root must be a city");
   }
   if (parts->declared_level != static_cast<uint8_t>(Level::kCity)) {
@@ -215,8 +214,8 @@ Result<std::vector<CertificateInfo>> Verifier::verifyChain(const std::vector<Byt
                               issuer.division.str() + "'s");
     }
     if (!issuer.division.isParentOf(cert.division)) {
-      return Status(ErrorCode::kUntrustedChain, who + " is issued by " + describe(issuer.division) +
-                                                    ", which is not the parent of " + describe(cert.division));
+      return Status(ErrorCode::kUntrustedChain, who + " is issued by " + describeDivision(issuer.division) +
+                                                    ", which is not the parent of " + describeDivision(cert.division));
     }
     std::string cache_key(issuer.public_key.begin(), issuer.public_key.end());
     cache_key.append(chain[i].begin(), chain[i].end());
@@ -341,14 +340,14 @@ Result<OpenedEnvelope> Verifier::open(const Bytes& sealed, const DivisionCode& r
   switch (rule->direction) {
     case Direction::kUpToParent:
       if (!env.target.isParentOf(env.signer)) {
-        return Status(ErrorCode::kUnauthorized, describe(env.signer) + " may send " + rule->name +
-                                                    " only to its parent, not to " + describe(env.target));
+        return Status(ErrorCode::kUnauthorized, describeDivision(env.signer) + " may send " + rule->name +
+                                                    " only to its parent, not to " + describeDivision(env.target));
       }
       break;
     case Direction::kDownToDescendant:
       if (!env.signer.isAncestorOf(env.target)) {
-        return Status(ErrorCode::kUnauthorized, describe(env.signer) + " may send " + rule->name +
-                                                    " only into its own subtree; " + describe(env.target) +
+        return Status(ErrorCode::kUnauthorized, describeDivision(env.signer) + " may send " + rule->name +
+                                                    " only into its own subtree; " + describeDivision(env.target) +
                                                     " is outside it");
       }
       break;
@@ -358,7 +357,7 @@ Result<OpenedEnvelope> Verifier::open(const Bytes& sealed, const DivisionCode& r
     case Direction::kFromRoot:
       if (env.signer != root_.division) {
         return Status(ErrorCode::kUnauthorized, rule->name + " may be published only by the city " +
-                                                    root_.division.str() + ", not by " + describe(env.signer));
+                                                    root_.division.str() + ", not by " + describeDivision(env.signer));
       }
       break;
   }
@@ -459,8 +458,8 @@ Result<KeyRevocationInfo> Verifier::checkRevocation(const Bytes& signed_revocati
 
   const bool city_self = body->issuer == body->division && body->issuer == root_.division;
   if (!body->issuer.isAncestorOf(body->division) && !city_self) {
-    return Status(ErrorCode::kUnauthorized, describe(body->issuer) + " may not revoke the key of " +
-                                                describe(body->division) + ": only its ancestors may");
+    return Status(ErrorCode::kUnauthorized, describeDivision(body->issuer) + " may not revoke the key of " +
+                                                describeDivision(body->division) + ": only its ancestors may");
   }
   return KeyRevocationInfo{body->division, body->key, body->revoked_at_ms, body->issuer};
 }
@@ -469,8 +468,8 @@ Result<Bytes> signKeyRevocation(const Identity& issuer, const DivisionCode& hold
                                 TimeMs revoked_at_ms, const std::string& reason) {
   const bool city_self = issuer.division == holder && holder.level() == Level::kCity;
   if (!issuer.division.isAncestorOf(holder) && !city_self) {
-    return Status(ErrorCode::kInvalidArgument, describe(issuer.division) + " cannot revoke the key of " +
-                                                   describe(holder) + ": it is not an ancestor");
+    return Status(ErrorCode::kInvalidArgument, describeDivision(issuer.division) + " cannot revoke the key of " +
+                                                   describeDivision(holder) + ": it is not an ancestor");
   }
   try {
     capnp::MallocMessageBuilder inner;

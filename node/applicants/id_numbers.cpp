@@ -7,7 +7,7 @@ namespace {
 
 constexpr size_t kLength = 18;
 
-Status invalid(std::string message) { return Status(ErrorCode::kInvalidArgument, std::move(message)); }
+Status invalidId(std::string message) { return Status(ErrorCode::kInvalidArgument, std::move(message)); }
 
 // Characters as a person counts them: UTF-8 continuation bytes do not start a character, so
 // 17 full-width digits are reported as 17 characters, not 51.
@@ -37,10 +37,10 @@ Status checkShape(std::string_view text, const std::string& what) {
                       "; expected 18";
     // First-generation cards (15 digits, no check digit) stopped being valid in 2013.
     if (chars == 15 && what == "resident ID number") msg += " (a 15-digit first-generation card number is no longer valid)";
-    return invalid(msg);
+    return invalidId(msg);
   }
   if (size_t pos = firstNonAscii(text)) {
-    return invalid(what + ": character " + std::to_string(pos) +
+    return invalidId(what + ": character " + std::to_string(pos) +
                    " is not an ASCII character (full-width input? switch the input method to half-width)");
   }
   return Status::ok();
@@ -70,28 +70,28 @@ Result<std::string> validateResidentId(std::string_view text, std::optional<Civi
   std::string id(text);
   for (size_t i = 0; i < 17; ++i) {
     if (id[i] < '0' || id[i] > '9') {
-      return invalid(what + ": character " + std::to_string(i + 1) + " is " + quoted(id[i]) +
+      return invalidId(what + ": character " + std::to_string(i + 1) + " is " + quoted(id[i]) +
                      "; the first 17 must be digits");
     }
   }
   id[17] = toUpper(id[17]);
   if ((id[17] < '0' || id[17] > '9') && id[17] != 'X') {
-    return invalid(what + ": character 18 is " + quoted(text[17]) + "; expected a digit or X");
+    return invalidId(what + ": character 18 is " + quoted(text[17]) + "; expected a digit or X");
   }
 
   // Birth date before the check digit: a slip in those eight digits is reported where it is.
   const std::string birth = id.substr(6, 8);
   auto date = CivilDate::parse(birth.substr(0, 4) + "-" + birth.substr(4, 2) + "-" + birth.substr(6, 2));
-  if (!date) return invalid(what + ": birth date " + birth + " is not a date");
-  if (date->year < 1900) return invalid(what + ": birth date " + birth + " is before 1900");
-  if (today && *today < *date) return invalid(what + ": birth date " + birth + " is in the future");
+  if (!date) return invalidId(what + ": birth date " + birth + " is not a date");
+  if (date->year < 1900) return invalidId(what + ": birth date " + birth + " is before 1900");
+  if (today && *today < *date) return invalidId(what + ": birth date " + birth + " is in the future");
 
   int sum = 0;
   for (size_t i = 0; i < 17; ++i) sum += (id[i] - '0') * kResidentWeights[i];
   const int check = (12 - sum % 11) % 11;
   const char expected = check == 10 ? 'X' : static_cast<char>('0' + check);
   if (id[17] != expected) {
-    return invalid(what + ": check digit is " + std::string(1, id[17]) + " but should be " + expected);
+    return invalidId(what + ": check digit is " + std::string(1, id[17]) + " but should be " + expected);
   }
   return id;
 }
@@ -106,7 +106,7 @@ Result<std::string> validateCreditCode(std::string_view text) {
     const int v = creditValue(code[i]);
     if (v < 0) {
       const bool forbidden_letter = code[i] == 'I' || code[i] == 'O' || code[i] == 'S' || code[i] == 'V' || code[i] == 'Z';
-      return invalid(what + ": character " + std::to_string(i + 1) + " is " + quoted(text[i]) +
+      return invalidId(what + ": character " + std::to_string(i + 1) + " is " + quoted(text[i]) +
                      (forbidden_letter ? ", which the code does not use (no I, O, S, V, Z)"
                                        : "; expected a digit or a letter"));
     }
@@ -115,7 +115,7 @@ Result<std::string> validateCreditCode(std::string_view text) {
   const int check = (31 - sum % 31) % 31;
   const char expected = kCreditAlphabet[check];
   if (code[17] != expected) {
-    return invalid(what + ": check character is " + std::string(1, code[17]) + " but should be " + expected);
+    return invalidId(what + ": check character is " + std::string(1, code[17]) + " but should be " + expected);
   }
   return code;
 }
@@ -133,7 +133,7 @@ Result<ApplicantId> parseApplicantId(std::string_view text, std::optional<CivilD
   if (person) return ApplicantId{ApplicantKind::kPerson, std::move(person).value()};
   auto organisation = validateCreditCode(text);
   if (organisation) return ApplicantId{ApplicantKind::kOrganisation, std::move(organisation).value()};
-  return invalid("neither a valid resident ID number nor a valid unified social credit code: " +
+  return invalidId("neither a valid resident ID number nor a valid unified social credit code: " +
                  person.status().message() + "; " + organisation.status().message());
 }
 

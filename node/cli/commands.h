@@ -3,6 +3,7 @@
 #pragma once
 
 namespace CLI { class App; }
+namespace tongban { class Status; }
 
 namespace tongban::cli {
 
@@ -16,5 +17,8 @@ void registerCaseCommands(CLI::App& app, int* exit_code);
 void registerLookupCommand(CLI::App& app, int* exit_code);
 // verify, credential, identity, keys publish-revocation (after registerKeysCommands).
 void registerCredentialCommands(CLI::App& app, int* exit_code);
+
+// Prints "error: <what went wrong>" on stderr and returns 1, the failure exit code.
+int printFailure(const Status& st);
 
 }  // namespace tongban::cli

@@ -14,19 +14,14 @@
 namespace tongban::cli {
 
 namespace {
-int fail(const Status& st) {
-  std::cerr << "error: " << st.toString() << "\n";
-  return 1;
-}
-
 int initRoot(const std::string& division_text, const std::string& name, const std::string& out, int valid_days) {
   auto division = DivisionCode::parse(division_text);
-  if (!division) return fail(division.status().withContext("--division"));
+  if (!division) return printFailure(division.status().withContext("--division"));
   const TimeMs now = wallClockMs();
   auto root = createRootIdentity(*division, name, KeyPair::generate(), now - 3600 * 1000,
                                  now + static_cast<TimeMs>(valid_days) * 24 * 3600 * 1000);
-  if (!root) return fail(root.status());
-  if (auto st = saveIdentity(out, *root); !st.isOk()) return fail(st);
+  if (!root) return printFailure(root.status());
+  if (auto st = saveIdentity(out, *root); !st.isOk()) return printFailure(st);
   std::cout << "root key and self-signed certificate for " << division->str() << " (" << name << ") written to "
             << out << "\n";
   return 0;
@@ -35,16 +30,16 @@ int initRoot(const std::string& division_text, const std::string& name, const st
 int issue(const std::string& parent_dir, const std::string& division_text, const std::string& name,
           const std::string& out, int valid_days) {
   auto parent = loadIdentity(parent_dir);
-  if (!parent) return fail(parent.status().withContext("--parent"));
+  if (!parent) return printFailure(parent.status().withContext("--parent"));
   auto division = DivisionCode::parse(division_text);
-  if (!division) return fail(division.status().withContext("--division"));
+  if (!division) return printFailure(division.status().withContext("--division"));
   const TimeMs now = wallClockMs();
   // Serials only need to be unique per issuer; time plus entropy is unique without a registry.
   const uint64_t serial = (static_cast<uint64_t>(now) << 16) ^ (seedFromEntropy() & 0xffff);
   auto child = issueChildIdentity(*parent, *division, name, KeyPair::generate(), serial, now - 3600 * 1000,
                                   now + static_cast<TimeMs>(valid_days) * 24 * 3600 * 1000);
-  if (!child) return fail(child.status());
-  if (auto st = saveIdentity(out, *child); !st.isOk()) return fail(st);
+  if (!child) return printFailure(child.status());
+  if (auto st = saveIdentity(out, *child); !st.isOk()) return printFailure(st);
   std::cout << levelName(division->level()) << " " << division->str() << " (" << name << ") key issued by "
             << parent->division.str() << ", written to " << out << "\n";
   return 0;
@@ -53,15 +48,15 @@ int issue(const std::string& parent_dir, const std::string& division_text, const
 int revoke(const std::string& issuer_dir, const std::string& holder_dir, const std::string& reason,
            const std::string& out) {
   auto issuer = loadIdentity(issuer_dir);
-  if (!issuer) return fail(issuer.status().withContext("--issuer"));
+  if (!issuer) return printFailure(issuer.status().withContext("--issuer"));
   // Only the public half of the lost key is needed: node.pub and node.cert, never node.key.
   auto cert = readFileBytes(holder_dir + "/node.cert");
-  if (!cert) return fail(cert.status().withContext("--holder"));
+  if (!cert) return printFailure(cert.status().withContext("--holder"));
   auto holder = peekCertificate(*cert);
-  if (!holder) return fail(holder.status().withContext("--holder " + holder_dir + "/node.cert"));
+  if (!holder) return printFailure(holder.status().withContext("--holder " + holder_dir + "/node.cert"));
   auto signed_revocation = signKeyRevocation(*issuer, holder->division, holder->public_key, wallClockMs(), reason);
-  if (!signed_revocation) return fail(signed_revocation.status());
-  if (auto st = writeFileAtomically(out, *signed_revocation); !st.isOk()) return fail(st);
+  if (!signed_revocation) return printFailure(signed_revocation.status());
+  if (auto st = writeFileAtomically(out, *signed_revocation); !st.isOk()) return printFailure(st);
   std::cout << "key of " << holder->division.str() << " revoked by " << issuer->division.str() << " from "
             << formatTime(wallClockMs()) << "; give " << out << " to every node (config key 'revocations')\n";
   return 0;
@@ -69,7 +64,7 @@ int revoke(const std::string& issuer_dir, const std::string& holder_dir, const s
 
 int show(const std::string& dir) {
   auto id = loadIdentity(dir);
-  if (!id) return fail(id.status());
+  if (!id) return printFailure(id.status());
   std::cout << "division   " << id->division.str() << " (" << levelName(id->division.level()) << ") " << id->name << "\n"
             << "public key " << hexEncode(id->keys.public_key.data(), id->keys.public_key.size()) << "\n";
   auto print = [](const char* label, const Bytes& cert) {

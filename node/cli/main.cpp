@@ -1,8 +1,15 @@
 // tongban: one binary for every level of the network. See `tongban --help`.
+#include <iostream>
+
 #include <CLI/CLI.hpp>
 
 #include "node/app/node.h"
 #include "node/cli/commands.h"
+
+int tongban::cli::printFailure(const Status& st) {
+  std::cerr << "error: " << st.toString() << "\n";
+  return 1;
+}
 
 int main(int argc, char** argv) {
   CLI::App app{"Tongban (通办): one node per division of a city's government service network"};

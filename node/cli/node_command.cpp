@@ -22,27 +22,27 @@
 namespace tongban::cli {
 
 namespace {
-int fail(const Status& st) {
+// The daemon's failures also go to its log, which is where an operator looks first.
+int failNode(const Status& st) {
   spdlog::critical("{}", st.toString());
-  std::cerr << "error: " << st.toString() << "\n";
-  return 1;
+  return printFailure(st);
 }
 
 int runNode(const std::string& config_path) {
   auto config = loadNodeConfig(config_path);
-  if (!config) return fail(config.status());
+  if (!config) return failNode(config.status());
   spdlog::set_level(spdlog::level::from_str(config->log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
 
   auto identity = loadIdentity(config->key_dir);
-  if (!identity) return fail(identity.status().withContext("key_dir"));
+  if (!identity) return failNode(identity.status().withContext("key_dir"));
   if (identity->division != config->division) {
-    return fail(Status(ErrorCode::kInvalidArgument, "key_dir " + config->key_dir + " holds the key of " +
+    return failNode(Status(ErrorCode::kInvalidArgument, "key_dir " + config->key_dir + " holds the key of " +
                                                         identity->division.str() + ", but the config says division " +
                                                         config->division.str()));
   }
   auto root = readFileBytes(config->root_cert);
-  if (!root) return fail(root.status().withContext("root_cert"));
+  if (!root) return failNode(root.status().withContext("root_cert"));
   identity->root_certificate = *root;
   identity->name = config->name;
 
@@ -56,7 +56,7 @@ int runNode(const std::string& config_path) {
   nats.urls = config->nats_urls;
   nats.name = "tongban-" + config->division.str();
   auto transport = NatsTransport::create(io, nats);
-  if (!transport) return fail(transport.status());
+  if (!transport) return failNode(transport.status());
   Random random(seedFromEntropy());
 
   NodeOptions options;
@@ -66,8 +66,8 @@ int runNode(const std::string& config_path) {
   options.limits = config->limits;
   for (const auto& file : config->calendar_files) {
     auto year = WorkingCalendar::loadFile(file);
-    if (!year) return fail(year.status().withContext("calendar_files"));
-    if (auto st = options.calendar.merge(*year); !st.isOk()) return fail(st.withContext("calendar_files " + file));
+    if (!year) return failNode(year.status().withContext("calendar_files"));
+    if (auto st = options.calendar.merge(*year); !st.isOk()) return failNode(st.withContext("calendar_files " + file));
   }
   if (config->calendar_files.empty()) {
     spdlog::warn("[{}] no calendar_files: deadlines count Monday to Friday only, ignoring holidays",
@@ -83,16 +83,16 @@ int runNode(const std::string& config_path) {
   options.expected_children = config->expected_children;
   for (const auto& file : config->revocation_files) {
     auto revocation = readFileBytes(file);
-    if (!revocation) return fail(revocation.status().withContext("revocations"));
+    if (!revocation) return failNode(revocation.status().withContext("revocations"));
     options.revocations.push_back(std::move(revocation).value());
   }
   auto node = Node::open(std::move(options), NodeEnvironment{&clock, transport->get(), &random, nullptr});
-  if (!node) return fail(node.status());
+  if (!node) return failNode(node.status());
 
   StaffOptions staff_options;
   staff_options.session_lifetime_ms = config->session_lifetime_ms;
   auto staff = StaffDirectory::open((*node)->database(), staff_options);
-  if (!staff) return fail(staff.status());
+  if (!staff) return failNode(staff.status());
   Router router;
   registerNodeApi(router, **node, *staff);
   HttpMetrics http_metrics;  // before the server, which reports into it
@@ -104,7 +104,7 @@ int runNode(const std::string& config_path) {
                                     [&http_metrics](const HttpRequest& req, int status, double seconds) {
                                       http_metrics.observe(req.method, req.route, status, seconds);
                                     });
-    if (!server) return fail(server.status().withContext("http_listen " + config->http_listen));
+    if (!server) return failNode(server.status().withContext("http_listen " + config->http_listen));
     http = std::move(server).value();
     spdlog::info("[{}] HTTP API on {}", config->division.str(), config->http_listen);
   }

@@ -18,11 +18,6 @@ namespace tongban::cli {
 
 namespace {
 
-int fail(const Status& st) {
-  std::cerr << "error: " << st.toString() << "\n";
-  return 1;
-}
-
 Result<std::unique_ptr<Database>> openNodeDb(const std::string& data_dir) {
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
@@ -58,25 +53,25 @@ Result<std::string> readPassword(bool prompt) {
 int addUser(const std::string& data_dir, const std::string& username, const std::string& name,
             const std::string& roles_text) {
   auto roles = parseRoles(roles_text);
-  if (!roles) return fail(roles.status().withContext("--roles"));
+  if (!roles) return printFailure(roles.status().withContext("--roles"));
   auto password = readPassword(true);
-  if (!password) return fail(password.status());
+  if (!password) return printFailure(password.status());
   auto db = openNodeDb(data_dir);
-  if (!db) return fail(db.status());
+  if (!db) return printFailure(db.status());
   auto staff = StaffDirectory::open(**db);
-  if (!staff) return fail(staff.status());
-  if (auto st = staff->addUser(username, name, *password, *roles, wallClockMs()); !st.isOk()) return fail(st);
+  if (!staff) return printFailure(staff.status());
+  if (auto st = staff->addUser(username, name, *password, *roles, wallClockMs()); !st.isOk()) return printFailure(st);
   std::cout << "user " << username << " (" << name << ") added with roles " << joinRoles(*roles) << "\n";
   return 0;
 }
 
 int listUsers(const std::string& data_dir) {
   auto db = openNodeDb(data_dir);
-  if (!db) return fail(db.status());
+  if (!db) return printFailure(db.status());
   auto staff = StaffDirectory::open(**db);
-  if (!staff) return fail(staff.status());
+  if (!staff) return printFailure(staff.status());
   auto users = staff->listUsers();
-  if (!users) return fail(users.status());
+  if (!users) return printFailure(users.status());
   for (const auto& user : *users) {
     std::cout << user.username << "\t" << user.display_name << "\t" << joinRoles(user.roles) << "\t"
               << (user.disabled ? "disabled" : "active") << "\tsince " << formatTime(user.created_ms) << "\n";

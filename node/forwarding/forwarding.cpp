@@ -233,7 +233,7 @@ struct ForwardingService::Impl {
     p.step = kReturnedStep;
     p.actor = "system";
     p.at_ms = now;
-    p.note = why.message().substr(0, kMaxText);
+    p.note = why.message().substr(0, kMaxForwardedText);
     p.detail = routeText(hops);
     p.decide_level = t.decide_level;
     Relay relay{seal(kCaseProgressKind, origin, encodeProgress(p), now), {{self().str(), now}}};

@@ -8,7 +8,7 @@
 namespace tongban::forwarding_wire {
 
 namespace {
-bool tooLong(const std::string& s) { return s.size() > kMaxText; }
+bool tooLong(const std::string& s) { return s.size() > kMaxForwardedText; }
 }  // namespace
 
 Bytes encodeRelay(const Relay& r) {

@@ -20,7 +20,7 @@ inline constexpr size_t kMaxProgressBytes = 64 * 1024;
 inline constexpr size_t kMaxHops = 4;            // village → town → district → city
 inline constexpr size_t kMaxTransferMaterials = 64;
 inline constexpr size_t kMaxTransferFacts = 16;
-inline constexpr size_t kMaxText = 2000;
+inline constexpr size_t kMaxForwardedText = 2000;
 
 struct Hop {
   std::string division;

@@ -156,7 +156,9 @@ void storage(double seconds, const std::string& dir) {
       p.seq = ++seq;
       p.timestamp_ms = kNow;
       p.target = t.town.division;
-      p.payload = encode(HeartbeatMsg{0, kNow, 0});
+      HeartbeatMsg heartbeat;
+      heartbeat.started_at_ms = kNow;
+      p.payload = encode(heartbeat);
       batch.envelopes.push_back(sealEnvelope(t.village, p));
     }
     return encode(batch);

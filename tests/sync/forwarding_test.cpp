@@ -94,7 +94,9 @@ class ForwardingTest : public testing::SimTree {
     EXPECT_TRUE(txn.isOk());
     Status st = kind == kCaseRelayDownKind ? at(code).forwarding().applyRelayDown(e, world_.now())
                                            : at(code).forwarding().applyRelayUp(e, world_.now());
-    if (st.isOk()) EXPECT_TRUE(txn->commit().isOk());
+    if (st.isOk()) {
+      EXPECT_TRUE(txn->commit().isOk());
+    }
     return st;
   }
 

@@ -130,7 +130,9 @@ TEST(CatalogueValidityTest, TheSampleCatalogueStatesAValidityForEveryItemThatIss
   auto parsed = parse(text.str());
   ASSERT_TRUE(parsed.isOk()) << parsed.status().toString();
   for (const auto& item : parsed->items) {
-    if (!item.issues.empty()) EXPECT_TRUE(item.validity_days.has_value()) << item.code;
+    if (!item.issues.empty()) {
+      EXPECT_TRUE(item.validity_days.has_value()) << item.code;
+    }
   }
   EXPECT_EQ(parsed->find("SC-0001")->validity_days, std::optional<int>(0)) << "a business licence is long-term (长期)";
   EXPECT_EQ(parsed->find("SC-0035")->validity_days, std::optional<int>(1826)) << "a food business licence: five years";
