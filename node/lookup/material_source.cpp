@@ -21,27 +21,12 @@ class MaterialLookupSource : public LookupSource {
   Result<std::vector<LookupRecord>> find(const LookupQuery& query, size_t limit) override {
     std::vector<LookupRecord> out;
     if (!answers(query.question)) return out;
-    const char* column = query.question == LookupQuestion::kHolder ? "holder" : "hash";
+    const bool by_holder = query.question == LookupQuestion::kHolder;
+    const char* column = by_holder ? "holder" : "hash";
     // Own scans first: their seals are ours, so they are checked here.
-    TB_ASSIGN_OR_RETURN(auto own, db_.prepare(std::string(
-        "SELECT hash, holder, kind, size_bytes, content_type, stored_at, verified_by, verified_at_ms, seal"
-        " FROM materials WHERE ") + column + " = ?1 ORDER BY hash, kind, holder LIMIT ?2"));
-    own.bind(1, query.key).bind(2, static_cast<int64_t>(limit));
-    while (true) {
-      TB_ASSIGN_OR_RETURN(bool row, own.step());
-      if (!row) break;
-      MaterialRecordInfo m;
-      m.hash = own.columnText(0);
-      m.holder = own.columnText(1);
-      m.kind = own.columnText(2);
-      m.size_bytes = static_cast<uint64_t>(own.columnInt64(3));
-      m.content_type = own.columnText(4);
-      m.stored_at = own.columnText(5);
-      m.verified_by = own.columnText(6);
-      m.verified_at_ms = own.columnInt64(7);
-      m.seal = own.columnBlob(8);
-      out.push_back(toRecord(m));
-    }
+    TB_ASSIGN_OR_RETURN(auto own, listOwnMaterials(db_, by_holder ? MaterialKey::kHolder : MaterialKey::kHash,
+                                                   query.key, limit));
+    for (const MaterialRecordInfo& m : own) out.push_back(toRecord(m));
     // What the subtree relayed up: the issuer's key is not known here (see LookupRecord).
     if (out.size() < limit) {
       TB_ASSIGN_OR_RETURN(auto sub, db_.prepare(std::string("SELECT payload FROM subtree_materials WHERE ") + column +

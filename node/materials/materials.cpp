@@ -209,6 +209,21 @@ Result<std::optional<MaterialRecordInfo>> MaterialStore::findReusable(const std:
   return std::optional<MaterialRecordInfo>(fromRow(stmt));
 }
 
+Result<std::vector<MaterialRecordInfo>> listOwnMaterials(Database& db, MaterialKey by, const std::string& key,
+                                                         size_t limit) {
+  const char* column = by == MaterialKey::kHolder ? "holder" : "hash";
+  TB_ASSIGN_OR_RETURN(auto stmt, db.prepare(std::string("SELECT ") + kColumns + " FROM materials WHERE " + column +
+                                            " = ?1 ORDER BY hash, kind, holder LIMIT ?2"));
+  stmt.bind(1, key).bind(2, static_cast<int64_t>(limit));
+  std::vector<MaterialRecordInfo> out;
+  while (true) {
+    TB_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) break;
+    out.push_back(fromRow(stmt));
+  }
+  return out;
+}
+
 Result<std::vector<MaterialRecordInfo>> MaterialStore::listByHolder(const std::string& holder) {
   TB_ASSIGN_OR_RETURN(auto stmt, db_->prepare(std::string("SELECT ") + kColumns +
                                               " FROM materials WHERE holder = ?1 ORDER BY verified_at_ms DESC"));

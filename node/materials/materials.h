@@ -44,6 +44,12 @@ std::string sealedText(const std::string& hash, const std::string& kind, const s
 // How files are addressed: the SHA-256 of the content, lower-case hex.
 std::string materialHash(const Bytes& content);
 
+// The records of files this node scanned itself (not those its subtree relayed up) whose
+// holder, or whose hash, is `key`: at most `limit`, in a stable order (hash, kind, holder).
+enum class MaterialKey { kHolder, kHash };
+Result<std::vector<MaterialRecordInfo>> listOwnMaterials(Database& db, MaterialKey by, const std::string& key,
+                                                         size_t limit);
+
 class MaterialStore {
  public:
   using EnqueueUp = std::function<Result<uint64_t>(MessageKind kind, const Bytes& payload)>;
