@@ -70,7 +70,6 @@ Status checkDeclaredLevel(const trust_internal::SignedCertificateParts& parts) {
   return Status::ok();
 }
 
-
 }  // namespace
 
 Result<Bytes> signCertificate(const CertificateInfo& info, const SecretKey& issuer_key) {
@@ -120,8 +119,9 @@ Result<Identity> issueChildIdentity(const Identity& parent, const DivisionCode& 
                                     TimeMs valid_until_ms) {
   if (!parent.division.isParentOf(child)) {
     auto real_parent = child.parent();
-    std::string what = real_parent ? child.str() + " is a " + levelName(child.level()) + " of " + describeDivision(*real_parent)
-                                   : child.str() + " is a city";
+    std::string what = real_parent
+                           ? child.str() + " is a " + levelName(child.level()) + " of " + describeDivision(*real_parent)
+                           : child.str() + " is a city";
     return Status(ErrorCode::kInvalidArgument, what + ", not a child of " + describeDivision(parent.division));
   }
   CertificateInfo info{serial, child, child_keys.public_key, parent.division, valid_from_ms, valid_until_ms, name};

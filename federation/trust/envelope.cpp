@@ -19,7 +19,6 @@ constexpr size_t kMaxCachedCertificates = 4096;
 // The outer frame holds three pointers: reading it touches each word about once.
 constexpr DecodeLimits kOuterLimits{2, 2};
 
-
 std::string keyPrefix(const PublicKey& key) { return hexEncode(key.data(), 4) + "…"; }
 
 template <size_t N>

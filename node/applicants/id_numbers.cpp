@@ -41,7 +41,7 @@ Status checkShape(std::string_view text, const std::string& what) {
   }
   if (size_t pos = firstNonAscii(text)) {
     return invalidId(what + ": character " + std::to_string(pos) +
-                   " is not an ASCII character (full-width input? switch the input method to half-width)");
+                     " is not an ASCII character (full-width input? switch the input method to half-width)");
   }
   return Status::ok();
 }
@@ -71,7 +71,7 @@ Result<std::string> validateResidentId(std::string_view text, std::optional<Civi
   for (size_t i = 0; i < 17; ++i) {
     if (id[i] < '0' || id[i] > '9') {
       return invalidId(what + ": character " + std::to_string(i + 1) + " is " + quoted(id[i]) +
-                     "; the first 17 must be digits");
+                       "; the first 17 must be digits");
     }
   }
   id[17] = toUpper(id[17]);
@@ -107,8 +107,8 @@ Result<std::string> validateCreditCode(std::string_view text) {
     if (v < 0) {
       const bool forbidden_letter = code[i] == 'I' || code[i] == 'O' || code[i] == 'S' || code[i] == 'V' || code[i] == 'Z';
       return invalidId(what + ": character " + std::to_string(i + 1) + " is " + quoted(text[i]) +
-                     (forbidden_letter ? ", which the code does not use (no I, O, S, V, Z)"
-                                       : "; expected a digit or a letter"));
+                       (forbidden_letter ? ", which the code does not use (no I, O, S, V, Z)"
+                                         : "; expected a digit or a letter"));
     }
     if (i < 17) sum += v * kCreditWeights[i];
   }
@@ -134,7 +134,7 @@ Result<ApplicantId> parseApplicantId(std::string_view text, std::optional<CivilD
   auto organisation = validateCreditCode(text);
   if (organisation) return ApplicantId{ApplicantKind::kOrganisation, std::move(organisation).value()};
   return invalidId("neither a valid resident ID number nor a valid unified social credit code: " +
-                 person.status().message() + "; " + organisation.status().message());
+                   person.status().message() + "; " + organisation.status().message());
 }
 
 }  // namespace tongban

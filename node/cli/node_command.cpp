@@ -38,8 +38,8 @@ int runNode(const std::string& config_path) {
   if (!identity) return failNode(identity.status().withContext("key_dir"));
   if (identity->division != config->division) {
     return failNode(Status(ErrorCode::kInvalidArgument, "key_dir " + config->key_dir + " holds the key of " +
-                                                        identity->division.str() + ", but the config says division " +
-                                                        config->division.str()));
+                                                            identity->division.str() + ", but the config says division " +
+                                                            config->division.str()));
   }
   auto root = readFileBytes(config->root_cert);
   if (!root) return failNode(root.status().withContext("root_cert"));
