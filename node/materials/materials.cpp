@@ -59,6 +59,16 @@ MaterialRecordInfo fromRow(Statement& s) {
   return r;
 }
 
+Result<std::vector<MaterialRecordInfo>> allRows(Statement& stmt) {
+  std::vector<MaterialRecordInfo> out;
+  while (true) {
+    TB_ASSIGN_OR_RETURN(bool row, stmt.step());
+    if (!row) break;
+    out.push_back(fromRow(stmt));
+  }
+  return out;
+}
+
 constexpr const char* kColumns =
     "hash, holder, kind, size_bytes, content_type, stored_at, verified_by, verified_at_ms, seal";
 }  // namespace
@@ -215,26 +225,14 @@ Result<std::vector<MaterialRecordInfo>> listOwnMaterials(Database& db, MaterialK
   TB_ASSIGN_OR_RETURN(auto stmt, db.prepare(std::string("SELECT ") + kColumns + " FROM materials WHERE " + column +
                                             " = ?1 ORDER BY hash, kind, holder LIMIT ?2"));
   stmt.bind(1, key).bind(2, static_cast<int64_t>(limit));
-  std::vector<MaterialRecordInfo> out;
-  while (true) {
-    TB_ASSIGN_OR_RETURN(bool row, stmt.step());
-    if (!row) break;
-    out.push_back(fromRow(stmt));
-  }
-  return out;
+  return allRows(stmt);
 }
 
 Result<std::vector<MaterialRecordInfo>> MaterialStore::listByHolder(const std::string& holder) {
   TB_ASSIGN_OR_RETURN(auto stmt, db_->prepare(std::string("SELECT ") + kColumns +
                                               " FROM materials WHERE holder = ?1 ORDER BY verified_at_ms DESC"));
   stmt.bind(1, holder);
-  std::vector<MaterialRecordInfo> out;
-  while (true) {
-    TB_ASSIGN_OR_RETURN(bool row, stmt.step());
-    if (!row) break;
-    out.push_back(fromRow(stmt));
-  }
-  return out;
+  return allRows(stmt);
 }
 
 std::string MaterialStore::filePath(const std::string& hash) const {
